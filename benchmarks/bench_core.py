@@ -1,0 +1,153 @@
+"""Core speed targets of daskperiment on the local backend (prints numbers, asserts nothing).
+
+Targets (issue "Core"): per-trial overhead ≤ 1 ms and flat (trial 10,000 ≤ 1.2× trial 100);
+``save_metric`` ≥ 2,000,000 points/s end-to-end; ``load_metric`` of 1,000,000 points
+≤ 100 ms; ``get_history()`` of 100,000 trials ≤ 300 ms. Each figure is printed next
+to the same work done by bare ``dask.compute`` (the floor).
+
+    python benchmarks/bench_core.py            # full sizes
+    python benchmarks/bench_core.py --quick    # small sizes, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import dask
+
+
+def quickstart(root: pathlib.Path, name: str = "bench"):
+    import daskperiment
+
+    ex = daskperiment.Experiment(name, backend=root / name)
+    a, b = ex.parameter("a"), ex.parameter("b")
+
+    @ex
+    def prepare_data(a, b):
+        return a + b
+
+    @ex.result
+    def calculate_score(s):
+        return 10 / s
+
+    return ex, calculate_score(prepare_data(a, b))
+
+
+def bare_graph(a: int, b: int):
+    return dask.delayed(lambda s: 10 / s)(dask.delayed(lambda a, b: a + b)(a, b))
+
+
+def trials(root: pathlib.Path, n: int, window: int = 100) -> dict[str, Any]:
+    """Mean ms per trial, first vs last ``window`` trials, and the bare-dask floor."""
+    ex, result = quickstart(root)
+    times = []
+    for i in range(n):
+        ex.set_parameters(a=i, b=1)
+        t0 = time.perf_counter()
+        result.compute(seed=1)
+        times.append(time.perf_counter() - t0)
+    floor = []
+    for i in range(min(n, 2_000)):
+        t0 = time.perf_counter()
+        dask.compute(bare_graph(i, 1))
+        floor.append(time.perf_counter() - t0)
+    first = statistics.median(times[:window]) * 1e3
+    last = statistics.median(times[-window:]) * 1e3
+    floor_ms = statistics.median(floor) * 1e3
+    return {"n": n, "mean_ms": statistics.fmean(times) * 1e3, "first_ms": first, "last_ms": last,
+            "last_over_first": last / first, "floor_ms": floor_ms,
+            "overhead_ms": statistics.median(times) * 1e3 - floor_ms}
+
+
+def metrics(root: pathlib.Path, points: int) -> dict[str, Any]:
+    import daskperiment
+
+    ex = daskperiment.Experiment("metrics", backend=root / "metrics")
+    span: dict[str, float] = {}
+
+    @ex.result
+    def log_points(n):
+        t0 = time.perf_counter()
+        for i in range(n):
+            ex.save_metric("loss", epoch=i, value=0.5)
+        span["loop"] = time.perf_counter() - t0
+        return n
+
+    t0 = time.perf_counter()
+    log_points(points).compute(seed=1)  # includes the final flush to disk
+    total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frame = ex.load_metric("loss", trial_id=1)
+    load = time.perf_counter() - t0
+    assert len(frame) == points
+    floor_t0 = time.perf_counter()
+    sink = []
+    for i in range(points):
+        sink.append((i, 0.5))
+    floor = time.perf_counter() - floor_t0
+    return {"points": points, "points_per_s": points / total, "loop_points_per_s": points / span["loop"],
+            "floor_points_per_s (list.append)": points / floor, "load_metric_ms": load * 1e3}
+
+
+def history(root: pathlib.Path, n: int) -> dict[str, Any]:
+    """get_history() after ``n`` trials (rows written directly through the backend)."""
+    import daskperiment
+
+    ex = daskperiment.Experiment("history", backend=root / "history")
+    backend = ex.backend
+    db = backend._db()
+    db.execute("BEGIN")
+    for i in range(n):
+        tid = backend.start_trial({"parameters": {"a": i, "b": 2}, "seed": 1, "started": time.time()})
+        backend.finish_trial(tid, {"finished": time.time(), "process_time": 0.01, "success": True,
+                                   "result": 10 / (i + 2), "result_type": "<class 'float'>"})
+    db.execute("COMMIT")
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        frame = ex.get_history()
+        runs.append(time.perf_counter() - t0)
+    assert len(frame) == n
+    return {"n": n, "get_history_ms": statistics.median(runs) * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    logging.getLogger("daskperiment").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING)
+    sizes = ((200, 2_000), 100_000, 10_000) if args.quick else ((200, 2_000, 10_000), 1_000_000, 100_000)
+    out: dict[str, Any] = {"python": sys.version.split()[0], "dask": dask.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        out["trials"] = [trials(root / f"t{n}", n) for n in sizes[0]]
+        out["metrics"] = metrics(root, sizes[1])
+        out["history"] = history(root, sizes[2])
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"python {out['python']}, dask {out['dask']}")
+    for row in out["trials"]:
+        print(f"trials n={row['n']:>6}: {row['mean_ms']:.3f} ms/trial (floor bare dask.compute "
+              f"{row['floor_ms']:.3f} ms, overhead {row['overhead_ms']:.3f} ms); last/first "
+              f"{row['last_over_first']:.2f}")
+    m = out["metrics"]
+    print(f"save_metric: {m['points_per_s']:,.0f} points/s end-to-end to disk ({m['points']:,} points; "
+          f"loop alone {m['loop_points_per_s']:,.0f}/s; floor list.append {m['floor_points_per_s (list.append)']:,.0f}/s)")
+    print(f"load_metric: {m['load_metric_ms']:.1f} ms for {m['points']:,} points")
+    print(f"get_history: {out['history']['get_history_ms']:.1f} ms for {out['history']['n']:,} trials")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""The one small interface between daskperiment and its storage.
+
+A backend stores the records of ONE experiment. Everything it receives is plain
+data (dicts of JSON-able values, numpy arrays of numbers, or ``bytes`` for
+persisted objects) and it must never unpickle anything but persisted step
+results. Backends are picklable (Dask ships them to workers) and reconnect
+lazily after unpickling. The conformance suite in
+:mod:`daskperiment.testing.backend` checks every guarantee written here.
+
+Trial records are dicts with these keys (missing keys read as ``None``):
+
+* written by :meth:`Backend.start_trial`: ``parameters`` (dict), ``seed`` (int),
+  ``started`` (POSIX timestamp), ``code`` and ``environment`` (content digests,
+  see :meth:`Backend.save_document`), ``host``, ``pid``;
+* written by :meth:`Backend.finish_trial`: ``finished`` (timestamp),
+  ``process_time`` (seconds), ``success`` (bool), ``result`` (JSON-able value),
+  ``result_pickle`` (bytes, only for results that are not plain data),
+  ``result_type`` (str), ``description`` and ``traceback`` (str).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, Iterable, Mapping, NamedTuple
+
+import numpy as np
+
+#: How many distinct inputs per step the purity record remembers; the oldest
+#: entries are dropped beyond it so the record cannot grow forever.
+STEP_HASH_LIMIT = 10_000
+
+TRIAL_FIELDS = ("parameters", "seed", "started", "code", "environment", "host", "pid", "finished",
+                "process_time", "success", "result", "result_pickle", "result_type", "description",
+                "traceback")
+
+
+#: The columns ``get_history`` needs (see :meth:`Backend.load_history`).
+HISTORY_FIELDS = ("trial_id", "parameters", "seed", "finished", "process_time", "success", "result",
+                  "result_type", "description")
+
+
+class MetricSeries(NamedTuple):
+    """All points of one metric in one trial, in the order they were saved."""
+
+    epochs: np.ndarray
+    values: np.ndarray
+
+
+class Backend(abc.ABC):
+    """Storage for one experiment.
+
+    Subclasses set :attr:`scheme` and implement the abstract methods. All methods
+    must be safe to call from several threads and processes at once.
+    """
+
+    scheme: ClassVar[str] = ""
+
+    def __init__(self, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+
+    @classmethod
+    def from_uri(cls, experiment_id: str, uri: str) -> Backend:
+        """Build from a URI string whose scheme was registered for this class."""
+        return cls(experiment_id, uri)  # type: ignore[call-arg]
+
+    # ---- identity -------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def uri(self) -> str:
+        """Where the data lives, for display: passwords masked."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+    def close(self) -> None:
+        """Release connections; the backend reconnects on next use."""
+
+    # ---- trials -----------------------------------------------------------
+    @abc.abstractmethod
+    def start_trial(self, record: Mapping[str, Any]) -> int:
+        """Atomically allocate the next trial id (1, 2, …) and store ``record``.
+
+        Concurrent callers (threads, processes, hosts) always get distinct ids.
+        """
+
+    @abc.abstractmethod
+    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
+        """Store the outcome of a started trial (one atomic write)."""
+
+    @abc.abstractmethod
+    def last_trial_id(self) -> int:
+        """The highest allocated trial id, 0 when there is none."""
+
+    @abc.abstractmethod
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Trial records (each with ``trial_id``) sorted by id; all when ``trial_ids`` is None."""
+
+    def load_history(self) -> dict[str, list[Any]]:
+        """Column name → values (one per trial, by id) for :data:`HISTORY_FIELDS`.
+
+        A columnar view so large histories load fast; override when the storage
+        can produce columns more cheaply than :meth:`load_trials`.
+        """
+        records = self.load_trials()
+        return {field: [r.get(field) for r in records] for field in HISTORY_FIELDS}
+
+    # ---- metrics ----------------------------------------------------------
+    @abc.abstractmethod
+    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        """Append a batch of points (``int64``/``float64`` epochs, ``float64`` values)."""
+
+    @abc.abstractmethod
+    def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
+        """Every point of metric ``key`` per trial, in save order; trials without points are absent."""
+
+    @abc.abstractmethod
+    def metric_keys(self, trial_id: int | None = None) -> list[str]:
+        """Sorted metric names saved in one trial, or in any trial."""
+
+    # ---- persisted step results ---------------------------------------------
+    @abc.abstractmethod
+    def save_persisted(self, step: str, trial_id: int, data: bytes) -> None:
+        """Store the pickled result of a ``@ex.persist`` step (overwrite allowed)."""
+
+    @abc.abstractmethod
+    def load_persisted(self, step: str, trial_id: int) -> bytes | None:
+        """The bytes stored by :meth:`save_persisted`, or ``None``."""
+
+    # ---- content-addressed documents (code contexts, environments) ---------------
+    @abc.abstractmethod
+    def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:
+        """Store a JSON-able ``document`` under ``(kind, digest)``; idempotent.
+
+        Trials reference documents by digest, so identical code or environment
+        is stored once however many trials use it.
+        """
+
+    @abc.abstractmethod
+    def load_document(self, kind: str, digest: str) -> dict[str, Any] | None:
+        """The document stored under ``(kind, digest)``, or ``None``."""
+
+    def export_code(self, trial_id: int, text: str) -> None:
+        """Optionally keep the trial's code as a plain file (the local backend does, for diff tools)."""
+
+    # ---- purity -----------------------------------------------------------
+    @abc.abstractmethod
+    def swap_step_hashes(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        """For each ``(step, input_hash, output_hash)``: store it, return the previous output hash.
+
+        Keeps at most :data:`STEP_HASH_LIMIT` inputs per step (oldest dropped).
+        """

@@ -1,0 +1,95 @@
+"""The ``daskperiment`` command: list plugins, show history, code and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import sys
+from typing import Any, Sequence
+
+
+def backend_argument(value: str | None) -> Any:
+    """``--backend``: a URI (``scheme://…``) or a directory path; ``None`` for the default."""
+    if value is None:
+        return None
+    return value if "://" in value else pathlib.Path(value)
+
+
+def _experiment(args: argparse.Namespace):
+    from .experiment import Experiment
+
+    logging.getLogger("daskperiment").setLevel(logging.WARNING)
+    return Experiment(args.experiment_id, backend=backend_argument(args.backend))
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import list_plugins
+
+    rows = list_plugins()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        dist = f"{row['distribution']} {row['version']}" if row["distribution"] else "(not installed)"
+        print(f"{row['name']:<14} {dist:<36} {', '.join(row['hooks'])}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    frame = _experiment(args).get_history(verbose=args.verbose)
+    print(frame.to_csv() if args.csv else frame.to_string())
+    return 0
+
+
+def cmd_code(args: argparse.Namespace) -> int:
+    print(_experiment(args).get_code(trial_id=args.trial_id), end="")
+    return 0
+
+
+def cmd_metric(args: argparse.Namespace) -> int:
+    frame = _experiment(args).load_metric(args.key, trial_id=args.trial_id)
+    print(frame.to_csv() if args.csv else frame.to_string())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plugins = sub.add_parser("plugins", help="list installed plugins, versions and hooks")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(func=cmd_plugins)
+
+    def experiment_parser(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("experiment_id")
+        p.add_argument("--backend", help="URI (redis://…) or directory (default: daskperiment_cache/<id>)")
+        return p
+
+    history = experiment_parser("history", "print the trial history")
+    history.add_argument("--verbose", action="store_true", help="add Seed and Result Type")
+    history.add_argument("--csv", action="store_true", help="print CSV")
+    history.set_defaults(func=cmd_history)
+    code = experiment_parser("code", "print the code context of a trial")
+    code.add_argument("--trial-id", type=int, default=None)
+    code.set_defaults(func=cmd_code)
+    metric = experiment_parser("metric", "print a metric of one or more trials")
+    metric.add_argument("key")
+    metric.add_argument("--trial-id", type=int, nargs="+", required=True)
+    metric.add_argument("--csv", action="store_true", help="print CSV")
+    metric.set_defaults(func=cmd_metric)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, ImportError) as exc:  # our errors are ValueErrors that name the fix
+        print(f"daskperiment: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

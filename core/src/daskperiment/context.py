@@ -1,0 +1,99 @@
+"""The running trial, as seen from inside a step.
+
+A :class:`TrialContext` is substituted into the Dask graph when a trial starts,
+so it travels with the tasks to threads, processes and distributed workers; the
+step wrapper puts it in a :class:`contextvars.ContextVar` while the user's
+function runs. No trial state lives in module globals.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from .metrics import MetricBuffer
+
+if TYPE_CHECKING:
+    from .backends import Backend
+
+logger = logging.getLogger(__name__)
+
+current_trial: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
+    "daskperiment_current_trial", default=None)
+
+
+class TrialContext:
+    """What a step needs to record into its trial. Picklable; cheap to copy.
+
+    In the process that started the trial (``is_origin``), step purity records
+    are collected and written once at trial end; in any other process (a Dask
+    worker) they are written by the step itself.
+    """
+
+    __slots__ = ("experiment_id", "trial_id", "backend", "seed", "metrics", "step_hashes", "is_origin")
+
+    def __init__(self, experiment_id: str, trial_id: int, backend: Backend, seed: int) -> None:
+        self.experiment_id = experiment_id
+        self.trial_id = trial_id
+        self.backend = backend
+        self.seed = seed
+        self.metrics = MetricBuffer(backend, trial_id)
+        self.step_hashes: list[tuple[str, str, str, str]] = []
+        self.is_origin = True
+
+    def __getstate__(self) -> tuple:
+        return (self.experiment_id, self.trial_id, self.backend, self.seed)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.experiment_id, self.trial_id, self.backend, self.seed = state
+        self.metrics = MetricBuffer(self.backend, self.trial_id)
+        self.step_hashes = []
+        self.is_origin = False
+
+    def __repr__(self) -> str:
+        return f"TrialContext({self.experiment_id!r}, trial_id={self.trial_id}, pid={os.getpid()})"
+
+    def record_step_hash(self, step: str, input_hash: str, output_hash: str, call: str) -> None:
+        """Remember a step's input/output hashes for the purity check."""
+        if self.is_origin:
+            self.step_hashes.append((step, input_hash, output_hash, call))
+        else:
+            check_purity(self.backend, [(step, input_hash, output_hash, call)])
+
+
+def check_purity(backend: Backend, entries: list[tuple[str, str, str, str]]) -> None:
+    """Store step hashes and warn where the same input gave a different output."""
+    if not entries:
+        return
+    previous = backend.swap_step_hashes([entry[:3] for entry in entries])
+    for (step, _, output_hash, call), before in zip(entries, previous):
+        if before is not None and before != output_hash:
+            logger.warning("Experiment step result is changed with the same input: (step: %s, %s)", step, call)
+
+
+def get_current(experiment_id: str) -> TrialContext | None:
+    ctx = current_trial.get()
+    if ctx is not None and ctx.experiment_id == experiment_id:
+        return ctx
+    return None
+
+
+def require_current(experiment_id: str, what: str) -> TrialContext:
+    from .errors import TrialIDNotFoundError
+
+    ctx = get_current(experiment_id)
+    if ctx is None:
+        raise TrialIDNotFoundError(
+            f"{what} only exists during a trial execution: call it inside a step of experiment "
+            f"{experiment_id!r} (a function decorated with @ex, @ex.result or @ex.persist).")
+    return ctx
+
+
+def describe_call(args: tuple, kwargs: dict[str, Any]) -> str:
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = 80
+    return f"args: {r.repr(tuple(args))}, kwargs: {r.repr(dict(kwargs))}"

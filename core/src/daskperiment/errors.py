@@ -1,0 +1,85 @@
+"""Exceptions raised by daskperiment.
+
+Every error subclasses :class:`ValueError` (as in the original daskperiment), so
+existing ``except ValueError`` code keeps working, and each message names the
+problem *and* the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DaskperimentError",
+    "TrialIDNotFoundError",
+    "ParameterUndefinedError",
+    "ParameterUndeclaredError",
+    "LockedTrialError",
+    "BackendError",
+    "UnknownBackendError",
+    "BackendUnavailableError",
+    "PersistedResultNotFoundError",
+    "MetricNotFoundError",
+    "TrialNotFoundError",
+    "ScriptArgumentError",
+    "UsageError",
+]
+
+
+class DaskperimentError(ValueError):
+    """Base class of every daskperiment error."""
+
+
+class TrialIDNotFoundError(DaskperimentError):
+    """``current_trial_id`` was read outside a running trial."""
+
+
+class ParameterUndefinedError(DaskperimentError):
+    """A parameter used by the graph has no value (and no default)."""
+
+
+class ParameterUndeclaredError(DaskperimentError):
+    """``set_parameters`` was given a name never declared with ``ex.parameter``."""
+
+
+class LockedTrialError(DaskperimentError):
+    """``ex.trial_id`` was read inside a running trial (use ``current_trial_id``)."""
+
+
+class BackendError(DaskperimentError):
+    """A storage backend failed; the message names the backend URI and the cause."""
+
+
+class UnknownBackendError(BackendError):
+    """No installed plugin can build a backend from what the user passed."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend's server cannot be reached (down, wrong password, connection lost)."""
+
+
+class PersistedResultNotFoundError(DaskperimentError, KeyError):
+    """No persisted result for that step and trial."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MetricNotFoundError(DaskperimentError, KeyError):
+    """No points of that metric in the requested trial(s)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TrialNotFoundError(DaskperimentError, KeyError):
+    """The requested trial id was never recorded."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ScriptArgumentError(DaskperimentError):
+    """A command-line ``key=value`` argument is missing or malformed."""
+
+
+class UsageError(DaskperimentError):
+    """The plugin configuration is not allowed (e.g. blocking an essential plugin)."""

@@ -1,0 +1,291 @@
+"""The :class:`Experiment`: parameters, steps, trials and their history."""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import threading
+from typing import Any, Callable, Iterable
+
+import cloudpickle
+import dask
+import pandas as pd
+
+from . import environment
+from .backends import Backend, make_backend
+from .codecontext import CodeContext, join_code
+from .context import current_trial, get_current, require_current
+from .metrics import BATCH_POINTS
+from .errors import (LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError,
+                     TrialNotFoundError)
+from .history import history_frame, metric_frame
+from .parameters import UNDEFINED, Parameter, ParameterStore
+from .steps import Step
+from .trial import TrialResult, generate_seed
+
+logger = logging.getLogger("daskperiment")
+_current_trial = current_trial.get
+
+
+def _no_trial() -> None:
+    """Placeholder task: replaced by the TrialContext when a trial runs."""
+    return None
+
+
+def validate_id(experiment_id: Any) -> str:
+    """Experiment ids become paths and keys: only Python identifiers are allowed."""
+    if not isinstance(experiment_id, str) or not experiment_id.isidentifier() or keyword.iskeyword(experiment_id):
+        raise ValueError(
+            f"Experiment id must be a Python identifier (letters, digits, underscores; not starting with "
+            f"a digit), got {experiment_id!r}: it is used as a directory name and a storage key.")
+    return experiment_id
+
+
+def _ensure_console_logging() -> None:
+    """Show INFO logs like the original when the application configured no logging."""
+    pkg = logging.getLogger("daskperiment")
+    if pkg.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+    pkg.addHandler(handler)
+    if pkg.level == logging.NOTSET:
+        pkg.setLevel(logging.INFO)
+
+
+class Experiment:
+    """A chain of steps and parameters whose every ``compute()`` is a recorded trial.
+
+    :param id: experiment name (a Python identifier); trials of the same id are shared.
+    :param backend: ``None`` (``daskperiment_cache/<id>``), a :class:`pathlib.Path`, a
+        URI such as ``redis://host:6379/0``, or a client object a plugin accepts.
+    :param seed: default random seed for trials computed without ``seed=``.
+    """
+
+    def __init__(self, id: str, backend: Any = None, seed: int | None = None) -> None:
+        _ensure_console_logging()
+        self.id = validate_id(id)
+        self._backend: Backend = make_backend(self.id, backend)
+        self.seed = seed
+        self._init_state()
+        last = self._backend.last_trial_id()
+        if last:
+            logger.info("Loaded %r", self)
+        else:
+            logger.info("Initialized new experiment: %r", self)
+        environment.prefetch()
+
+    def _init_state(self) -> None:
+        self._parameters = ParameterStore(self.id)
+        self._code = CodeContext()
+        self._trial_placeholder = dask.delayed(_no_trial, pure=True)(
+            dask_key_name=f"daskperiment-trial-{self.id}-{self._parameters.token}")
+        self._lock = threading.Lock()
+        self._previous: tuple[int, str | None, str | None] | None = None  # last trial: id, code, env
+        self._stored_envs: set[str] = set()
+        self._script_ran = False
+
+    # Shipped to Dask workers inside step closures: rebuild quietly, no I/O.
+    def __reduce__(self):
+        return (_restore, (self.id, self._backend, self.seed, self._parameters))
+
+    def __repr__(self) -> str:
+        return f"Experiment(id: {self.id}, trial_id: {self._backend.last_trial_id()}, backend: {self._backend!r})"
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    # ---- parameters -----------------------------------------------------
+    def parameter(self, name: str, default: Any = UNDEFINED) -> Parameter:
+        """Declare a parameter (a Delayed whose value is bound at each trial)."""
+        self._parameters.declare(name, default)
+        return Parameter(self._parameters, name)
+
+    def set_parameters(self, **values: Any) -> None:
+        """Set parameter values for the next trials; every name must be declared."""
+        self._parameters.set(**values)
+
+    def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
+        """Current parameter values, or those a recorded trial ran with."""
+        if trial_id is None:
+            return dict(self._parameters.defined())
+        return dict(self._trial_record(trial_id).get("parameters") or {})
+
+    # ---- decorators -----------------------------------------------------
+    def _decorate(self, func: Callable | None, **options: Any):
+        def wrap(f: Callable) -> Step:
+            if isinstance(f, Step):
+                f = f.spec.func
+            self._code.add(f.__name__, f)
+            return Step(self, f, **options)
+
+        return wrap(func) if func is not None else wrap
+
+    def __call__(self, func: Callable | None = None, *, pure: bool = True):
+        """``@ex`` / ``@ex(pure=False)``: an experiment step."""
+        return self._decorate(func, pure=pure)
+
+    def result(self, func: Callable | None = None, *, pure: bool = True):
+        """``@ex.result``: the step whose value is the trial's result."""
+        return self._decorate(func, pure=pure, result=True)
+
+    def persist(self, func: Callable | None = None, *, pure: bool = True):
+        """``@ex.persist``: a step whose result is kept per trial (``get_persisted``)."""
+        return self._decorate(func, pure=pure, persist=True)
+
+    # ---- trial ids --------------------------------------------------------
+    @property
+    def current_trial_id(self) -> int:
+        """The id of the trial running this step (only inside a step)."""
+        return require_current(self.id, "Current Trial ID").trial_id
+
+    @property
+    def trial_id(self) -> int:
+        """The id of the last trial; not readable inside a running trial."""
+        if get_current(self.id) is not None:
+            raise LockedTrialError(
+                "Unable to refer to trial_id during a trial execution: use ex.current_trial_id "
+                "to get the id of the running trial.")
+        return self._backend.last_trial_id()
+
+    # ---- metrics ------------------------------------------------------------
+    def save_metric(self, key: str, *, epoch: Any, value: Any) -> None:
+        """Record one point of metric ``key`` in the running trial (buffered; very cheap)."""
+        ctx = _current_trial()
+        if ctx is None or ctx.experiment_id != self.id:
+            ctx = require_current(self.id, "save_metric")
+        metrics = ctx.metrics
+        series = metrics.series.get(key)
+        if series is None:
+            series = metrics.new_series(key)
+        series[0].append(epoch)
+        series[1].append(value)
+        metrics.pending += 1
+        if metrics.pending >= BATCH_POINTS:
+            metrics.flush()
+
+    def load_metric(self, key: str, trial_id: int | Iterable[int]) -> pd.DataFrame:
+        """Metric points as a DataFrame: index ``Epoch``, one column per ``Trial ID``."""
+        ids = [trial_id] if isinstance(trial_id, int) else [int(t) for t in trial_id]
+        series = self._backend.load_metrics(key, ids)
+        missing = [t for t in ids if t not in series]
+        if missing:
+            raise MetricNotFoundError(
+                f"Metric {key!r} was not saved in trial(s) {missing} of experiment {self.id!r}; "
+                f"metrics saved in any trial: {self._backend.metric_keys()}.")
+        return metric_frame(series, ids)
+
+    # ---- persisted results, code, environment, history -----------------------
+    def get_persisted(self, step_name: str, trial_id: int) -> Any:
+        """The result a ``@ex.persist`` step returned in ``trial_id`` (unpickled)."""
+        payload = self._backend.load_persisted(step_name, trial_id)
+        if payload is None:
+            raise PersistedResultNotFoundError(
+                f"No persisted result for step {step_name!r} in trial {trial_id} of experiment "
+                f"{self.id!r}: decorate the step with @ex.persist and check the trial id.")
+        return cloudpickle.loads(payload)
+
+    def get_result(self, trial_id: int) -> Any:
+        """The exact result object of a trial (unpickled when it was not plain data)."""
+        record = self._trial_record(trial_id)
+        if record.get("result_pickle") is not None:
+            return cloudpickle.loads(record["result_pickle"])
+        return record.get("result")
+
+    def get_code(self, trial_id: int | None = None) -> str:
+        """The source of every step: as now, or as it was in ``trial_id``."""
+        if trial_id is None:
+            return join_code(self._code.steps)
+        return join_code(self._code_document(self._trial_record(trial_id).get("code")))
+
+    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> Any:
+        """Environment sections (plain data / text) of this process or of ``trial_id``.
+
+        :param category: one section name (``requirements``, ``git``, ``cpu`` …) instead of all.
+        """
+        if trial_id is None:
+            sections = environment.current_sections()
+        else:
+            digest = self._trial_record(trial_id).get("environment")
+            sections = (self._backend.load_document("environment", digest) if digest else None) or {}
+        if category is None:
+            return sections
+        if category not in sections:
+            raise KeyError(f"No environment section {category!r}; sections: {sorted(sections)}")
+        return sections[category]
+
+    def get_history(self, verbose: bool = False) -> pd.DataFrame:
+        """Every trial as a row: parameters, Result, Success, Finished, Process Time, Description."""
+        return history_frame(self._backend.load_history(), verbose=verbose)
+
+    def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None):
+        """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`)."""
+        from .dashboard import serve
+
+        return serve([self], host=host, port=port, blocking=blocking)
+
+    # ---- internals used by trial.run_trial ----------------------------------
+    def _trial_record(self, trial_id: int) -> dict[str, Any]:
+        records = self._backend.load_trials([int(trial_id)])
+        if not records:
+            raise TrialNotFoundError(f"Trial {trial_id} not found in experiment {self.id!r} "
+                                     f"(last trial id: {self._backend.last_trial_id()}).")
+        return records[0]
+
+    def _code_document(self, digest: str | None) -> dict[str, str]:
+        document = self._backend.load_document("code", digest) if digest else None
+        return dict((document or {}).get("steps") or {})
+
+    def _choose_seed(self, seed: int | None) -> int:
+        if seed is None:
+            seed = self.seed
+        if seed is None:
+            seed = generate_seed()
+            logger.info("Random seed is not provided, initialized with generated seed: %d", seed)
+        else:
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+            logger.info("Random seed is initialized with given seed: %d", seed)
+        return seed
+
+    def _environment_digest(self) -> str:
+        digest, sections = environment.current()
+        if digest not in self._stored_envs:
+            self._backend.save_document("environment", digest, sections)
+            self._stored_envs.add(digest)
+        return digest
+
+    def _after_trial_started(self, trial_id: int, code_digest: str, env_digest: str) -> None:
+        """Warn about code and environment changes since the previous trial."""
+        with self._lock:
+            previous = self._previous
+            if previous is None:
+                records = self._backend.load_trials([trial_id - 1]) if trial_id > 1 else []
+                previous = (trial_id - 1, records[0].get("code"), records[0].get("environment")) if records else (0, None, None)
+            self._previous = (trial_id, code_digest, env_digest)
+        _, prev_code, prev_env = previous
+        if prev_code != code_digest:
+            self._code.warn_changes(self._code_document(prev_code) if prev_code else None)
+        elif self._code.baseline is None:
+            self._code.baseline = dict(self._code.steps)
+        if prev_env and prev_env != env_digest:
+            before = self._backend.load_document("environment", prev_env)
+            if before is not None:  # compare the stored documents: exactly what each trial references
+                environment.warn_changes(before, self._backend.load_document("environment", env_digest) or {})
+
+    def _maybe_run_script(self, result: TrialResult) -> None:
+        from .script import maybe_run_script
+
+        maybe_run_script(self, result)
+
+
+def _restore(experiment_id: str, backend: Backend, seed: int | None, parameters: ParameterStore) -> Experiment:
+    ex = Experiment.__new__(Experiment)
+    ex.id, ex._backend, ex.seed = experiment_id, backend, seed
+    ex._init_state()
+    ex._parameters = parameters
+    return ex
+
+
+__all__ = ["Experiment", "validate_id"]

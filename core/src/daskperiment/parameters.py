@@ -1,0 +1,118 @@
+"""Experiment parameters: named inputs whose values change from trial to trial."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import dask
+from dask.delayed import Delayed
+
+from .errors import ParameterUndeclaredError, ParameterUndefinedError
+from .serialization import plain_parameter
+
+
+class _Undefined:
+    def __repr__(self) -> str:
+        return "Undefined"
+
+    def __reduce__(self) -> str:
+        return "UNDEFINED"
+
+
+UNDEFINED: Any = _Undefined()
+
+
+def _parameter_value(store: ParameterStore, name: str) -> Any:
+    """Task body when a parameter is computed outside a trial: its current value."""
+    return store.value(name)
+
+
+class ParameterStore:
+    """Declared parameters, their current values and defaults (one per Experiment)."""
+
+    def __init__(self, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+        self.token = uuid.uuid4().hex[:12]
+        self._values: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"experiment_id": self.experiment_id, "token": self.token, "_values": dict(self._values)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def key(self, name: str) -> str:
+        return f"param-{name}-{self.token}"
+
+    def declare(self, name: str, default: Any = UNDEFINED) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"Parameter name must be a Python identifier, got {name!r}")
+        if default is not UNDEFINED:
+            plain_parameter(name, default)
+        with self._lock:
+            if name not in self._values or default is not UNDEFINED:
+                self._values[name] = default
+
+    def set(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(self._values))
+        if unknown:
+            raise ParameterUndeclaredError(
+                f"Parameter(s) {', '.join(unknown)} not declared in experiment {self.experiment_id!r}; "
+                f"declared: {', '.join(sorted(self._values)) or 'none'}. Declare with ex.parameter(name).")
+        for name, value in values.items():
+            plain_parameter(name, value)
+        with self._lock:
+            self._values.update(values)
+
+    def value(self, name: str) -> Any:
+        value = self._values.get(name, UNDEFINED)
+        if value is UNDEFINED:
+            raise ParameterUndefinedError(
+                f"Parameter {name!r} is not defined: call ex.set_parameters({name}=...) or pass "
+                f"{name}=... on the command line (or give ex.parameter({name!r}, default=...)).")
+        return value
+
+    def defined(self) -> dict[str, Any]:
+        return {n: v for n, v in self._values.items() if v is not UNDEFINED}
+
+    def recorded(self) -> dict[str, Any]:
+        """Plain-data copy of every defined parameter, as stored with a trial."""
+        return {n: plain_parameter(n, v) for n, v in self.defined().items()}
+
+    def values_for(self, graph: dict) -> dict[str, Any]:
+        """Graph key → value for the parameters the graph uses; all must be defined."""
+        names = [n for n in self._values if self.key(n) in graph]
+        missing = [n for n in names if self._values[n] is UNDEFINED]
+        if missing:
+            listing = ", ".join(f"{n}=..." for n in missing)
+            raise ParameterUndefinedError(
+                f"Parameter(s) {', '.join(missing)} not defined: call ex.set_parameters({listing}) "
+                "before compute() (no trial was recorded).")
+        return {self.key(n): self._values[n] for n in names}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._values)
+
+
+class Parameter(Delayed):
+    """A Delayed standing for a parameter; its value is bound when a trial starts."""
+
+    __slots__ = ("_store", "_name")
+
+    def __init__(self, store: ParameterStore, name: str) -> None:
+        task = dask.delayed(_parameter_value, pure=True)(store, name, dask_key_name=store.key(name))
+        super().__init__(task.key, task.dask)
+        object.__setattr__(self, "_store", store)
+        object.__setattr__(self, "_name", name)
+
+    def __repr__(self) -> str:
+        value = self._store._values.get(self._name, UNDEFINED)
+        return f"Parameter({self._name}: {value!r})"
+
+    def __reduce__(self):  # a plain Delayed when shipped elsewhere
+        return (Delayed, (self.key, self.dask))

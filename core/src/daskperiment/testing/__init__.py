@@ -1,0 +1,1 @@
+"""Test helpers shipped for plugin authors: the backend conformance suite, collector checks, real test servers."""

@@ -1,0 +1,368 @@
+"""Backend conformance suite: one set of tests every storage backend must pass.
+
+Use it from a backend's own test module (about 15 lines)::
+
+    import pytest
+    from daskperiment.testing.backend import BackendTests
+
+    class TestMyBackend(BackendTests):
+        @pytest.fixture
+        def make_backend(self, tmp_path):
+            # return a callable: experiment id -> a backend on fresh, empty storage
+            return lambda experiment_id: MyBackend(experiment_id, f"my://{tmp_path}")
+
+Set ``capabilities`` to skip what a backend cannot do (SQLAlchemy's
+``Requirements`` idea). Each test's docstring names the guarantee it protects.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import pickle
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import pytest
+
+from ..backends import STEP_HASH_LIMIT, Backend
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend supports; tests for the rest are skipped with a reason."""
+
+    #: several OS processes write one experiment at once
+    concurrent_processes: bool = True
+
+
+def _record(**overrides: Any) -> dict[str, Any]:
+    record = {"parameters": {"a": 1, "b": 2.5, "name": "x"}, "seed": 7, "started": 1_700_000_000.5,
+              "code": "c0de", "environment": "e4v", "host": "h", "pid": 1}
+    record.update(overrides)
+    return record
+
+
+def _outcome(**overrides: Any) -> dict[str, Any]:
+    outcome = {"finished": 1_700_000_001.25, "process_time": 0.75, "success": True, "result": 3.5,
+               "result_pickle": None, "result_type": "<class 'float'>", "description": None,
+               "traceback": None}
+    outcome.update(overrides)
+    return outcome
+
+
+def _start_trials_in_process(args: tuple[Backend, int]) -> list[int]:
+    backend, n = args
+    ids = [backend.start_trial(_record(pid=i)) for i in range(n)]
+    for trial_id in ids:
+        backend.finish_trial(trial_id, _outcome(result=trial_id))
+    return ids
+
+
+class BackendTests:
+    """Subclass and provide the ``make_backend`` fixture."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @pytest.fixture
+    def make_backend(self) -> Callable[[str], Backend]:
+        raise NotImplementedError("override make_backend in the backend's test class")
+
+    @pytest.fixture
+    def backend(self, make_backend: Callable[[str], Backend]):
+        backend = make_backend("conformance")
+        yield backend
+        backend.close()
+
+    # ---- identity ------------------------------------------------------
+    def test_repr_names_class_and_uri(self, backend: Backend) -> None:
+        """repr shows ``ClassName('uri')`` as the Experiment repr embeds it."""
+        assert repr(backend) == f"{type(backend).__name__}({backend.uri!r})"
+
+    def test_backend_pickles_and_reconnects(self, backend: Backend) -> None:
+        """Dask ships backends to workers: a copy must see and write the same data."""
+        trial_id = backend.start_trial(_record())
+        clone = pickle.loads(pickle.dumps(backend))
+        assert clone.last_trial_id() == trial_id
+        clone.finish_trial(trial_id, _outcome())
+        assert backend.load_trials([trial_id])[0]["success"] is True
+        clone.close()
+
+    # ---- trials -----------------------------------------------------------
+    def test_empty_experiment(self, backend: Backend) -> None:
+        """A new experiment has no trials, metrics or documents."""
+        assert backend.last_trial_id() == 0
+        assert backend.load_trials() == []
+        assert backend.metric_keys() == []
+        assert backend.load_document("code", "missing") is None
+        assert backend.load_persisted("step", 1) is None
+
+    def test_trial_ids_start_at_one_and_increase(self, backend: Backend) -> None:
+        """Ids are 1, 2, 3 … in allocation order and last_trial_id follows."""
+        assert [backend.start_trial(_record()) for _ in range(3)] == [1, 2, 3]
+        assert backend.last_trial_id() == 3
+
+    def test_trial_record_round_trip(self, backend: Backend) -> None:
+        """Every field comes back with its type: ints stay ints, floats floats, bytes bytes."""
+        trial_id = backend.start_trial(_record(parameters={"a": 1, "lr": 0.1, "s": "x", "l": [1, 2],
+                                                           "d": {"k": None}, "flag": True}))
+        backend.finish_trial(trial_id, _outcome(result={"acc": 0.5}, result_pickle=b"\x80\x05blob",
+                                                result_type="<class 'dict'>"))
+        (record,) = backend.load_trials([trial_id])
+        assert record["trial_id"] == trial_id
+        assert record["parameters"] == {"a": 1, "lr": 0.1, "s": "x", "l": [1, 2], "d": {"k": None},
+                                        "flag": True}
+        assert type(record["parameters"]["a"]) is int and type(record["parameters"]["flag"]) is bool
+        assert record["seed"] == 7 and record["code"] == "c0de" and record["environment"] == "e4v"
+        assert record["started"] == pytest.approx(1_700_000_000.5)
+        assert record["finished"] == pytest.approx(1_700_000_001.25)
+        assert record["process_time"] == pytest.approx(0.75)
+        assert record["success"] is True
+        assert record["result"] == {"acc": 0.5}
+        assert bytes(record["result_pickle"]) == b"\x80\x05blob"
+        assert record["result_type"] == "<class 'dict'>"
+
+    def test_failed_trial_keeps_description_and_traceback(self, backend: Backend) -> None:
+        """A failure is a record like any other, with its cause."""
+        trial_id = backend.start_trial(_record())
+        backend.finish_trial(trial_id, _outcome(success=False, result=None, result_type=None,
+                                                description="ZeroDivisionError(division by zero)",
+                                                traceback="Traceback …\nZeroDivisionError"))
+        (record,) = backend.load_trials([trial_id])
+        assert record["success"] is False
+        assert record["description"] == "ZeroDivisionError(division by zero)"
+        assert "ZeroDivisionError" in record["traceback"]
+
+    def test_unfinished_trial_reads_as_not_finished(self, backend: Backend) -> None:
+        """A trial whose process died shows no outcome but keeps its parameters."""
+        backend.start_trial(_record())
+        (record,) = backend.load_trials()
+        assert record["finished"] is None and record["success"] is None
+        assert record["parameters"]["a"] == 1
+
+    def test_load_trials_selects_and_sorts(self, backend: Backend) -> None:
+        """load_trials(ids) returns just those trials, sorted by id; unknown ids are absent."""
+        for _ in range(5):
+            backend.start_trial(_record())
+        assert [r["trial_id"] for r in backend.load_trials([4, 2, 99])] == [2, 4]
+        assert [r["trial_id"] for r in backend.load_trials()] == [1, 2, 3, 4, 5]
+
+    def test_trial_ids_are_unique_under_threads(self, backend: Backend) -> None:
+        """Nothing lost: 8 threads × 25 trials get 200 distinct ids and 200 records."""
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = [i for chunk in pool.map(lambda _: [backend.start_trial(_record()) for _ in range(25)],
+                                           range(8)) for i in chunk]
+        assert sorted(ids) == list(range(1, 201))
+        assert len(backend.load_trials()) == 200
+
+    def test_trial_ids_are_unique_across_processes(self, backend: Backend) -> None:
+        """Nothing lost: 4 processes writing one experiment get distinct ids, all records kept."""
+        if not self.capabilities.concurrent_processes:
+            pytest.skip("backend does not support concurrent processes")
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(4, mp_context=ctx) as pool:
+            chunks = list(pool.map(_start_trials_in_process, [(backend, 15)] * 4))
+        ids = sorted(i for chunk in chunks for i in chunk)
+        assert ids == list(range(1, 61))
+        records = backend.load_trials()
+        assert [r["result"] for r in records] == list(range(1, 61))
+
+    # ---- metrics ---------------------------------------------------------------
+    def test_metrics_round_trip_in_order(self, backend: Backend) -> None:
+        """Batches append in order; int epochs stay ints; values are float64."""
+        backend.save_metrics(1, "loss", np.arange(3, dtype=np.int64), np.array([0.5, 0.25, 0.125]))
+        backend.save_metrics(1, "loss", np.arange(3, 5, dtype=np.int64), np.array([0.1, 0.05]))
+        backend.save_metrics(2, "loss", np.array([0.5, 1.5]), np.array([1.0, 2.0]))
+        series = backend.load_metrics("loss", [1, 2, 3])
+        assert set(series) == {1, 2}
+        np.testing.assert_array_equal(series[1].epochs, [0, 1, 2, 3, 4])
+        assert series[1].epochs.dtype.kind == "i"
+        np.testing.assert_array_equal(series[1].values, [0.5, 0.25, 0.125, 0.1, 0.05])
+        np.testing.assert_array_equal(series[2].epochs, [0.5, 1.5])
+        assert series[2].values.dtype == np.float64
+
+    def test_metric_keys(self, backend: Backend) -> None:
+        """Keys are listed per trial and overall, sorted."""
+        backend.save_metrics(1, "b", np.arange(1), np.ones(1))
+        backend.save_metrics(2, "a", np.arange(1), np.ones(1))
+        assert backend.metric_keys() == ["a", "b"]
+        assert backend.metric_keys(1) == ["b"]
+
+    def test_many_metric_points(self, backend: Backend) -> None:
+        """A million points in batches come back complete and in order."""
+        n, batch = 1_000_000, 250_000
+        for start in range(0, n, batch):
+            backend.save_metrics(1, "m", np.arange(start, start + batch, dtype=np.int64),
+                                 np.arange(start, start + batch, dtype=np.float64) / 2)
+        series = backend.load_metrics("m", [1])[1]
+        assert len(series.epochs) == n
+        np.testing.assert_array_equal(series.values[-3:], np.array([n - 3, n - 2, n - 1]) / 2)
+
+    # ---- persisted results, documents, code ----------------------------------------
+    def test_persisted_round_trip(self, backend: Backend) -> None:
+        """Persisted bytes come back exactly, per step and trial; overwrite allowed."""
+        blob = bytes(range(256)) * 100
+        backend.save_persisted("prepare", 1, blob)
+        backend.save_persisted("prepare", 2, b"two")
+        backend.save_persisted("prepare", 2, b"two again")
+        assert bytes(backend.load_persisted("prepare", 1)) == blob
+        assert bytes(backend.load_persisted("prepare", 2)) == b"two again"
+        assert backend.load_persisted("other", 1) is None
+
+    def test_documents_are_content_addressed(self, backend: Backend) -> None:
+        """Documents round-trip as plain data; saving a digest twice is harmless."""
+        doc = {"steps": {"f": "def f():\n    return 1\n"}, "n": 1, "nested": {"l": [1, "x", None]}}
+        backend.save_document("code", "abc", doc)
+        backend.save_document("code", "abc", doc)
+        assert backend.load_document("code", "abc") == doc
+        assert backend.load_document("environment", "abc") is None
+
+    def test_export_code_is_optional(self, backend: Backend) -> None:
+        """export_code exists on every backend (a no-op where files make no sense)."""
+        backend.export_code(1, "def f():\n    pass\n")
+
+    # ---- purity -----------------------------------------------------------------------
+    def test_step_hashes_swap(self, backend: Backend) -> None:
+        """The previous output hash for the same input comes back; new inputs give None."""
+        assert backend.swap_step_hashes([("f", "in1", "out1"), ("g", "in1", "x")]) == [None, None]
+        assert backend.swap_step_hashes([("f", "in1", "out2"), ("f", "in2", "o")]) == ["out1", None]
+        assert backend.swap_step_hashes([("f", "in1", "out2")]) == ["out2"]
+
+    def test_step_hashes_are_bounded(self, backend: Backend) -> None:
+        """The purity record keeps at most STEP_HASH_LIMIT inputs per step (plus slack)."""
+        n = STEP_HASH_LIMIT + 2_000
+        for start in range(0, n, 1_000):
+            backend.swap_step_hashes([("f", f"in{i}", "o") for i in range(start, start + 1_000)])
+        # the newest input is remembered, the oldest forgotten
+        assert backend.swap_step_hashes([(("f", f"in{n - 1}", "o"))]) == ["o"]
+        assert backend.swap_step_hashes([("f", "in0", "o")]) == [None]
+
+    # ---- safety ---------------------------------------------------------------------------
+    def test_concurrent_metric_writers(self, backend: Backend) -> None:
+        """Threads writing metrics of different trials lose nothing."""
+        def write(trial_id: int) -> None:
+            for start in range(0, 1_000, 100):
+                backend.save_metrics(trial_id, "m", np.arange(start, start + 100, dtype=np.int64),
+                                     np.full(100, float(trial_id)))
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in range(1, 7)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        series = backend.load_metrics("m", range(1, 7))
+        assert all(len(series[t].values) == 1_000 and (series[t].values == t).all() for t in range(1, 7))
+
+
+class ExperimentTests:
+    """End-to-end checks through the public API on a backend (mix into BackendTests)."""
+
+    def test_quickstart_through_experiment(self, make_backend: Callable[[str], Backend]) -> None:
+        """The documented quickstart records trials, metrics and persisted results."""
+        from daskperiment import Experiment
+
+        ex = Experiment("conformance_e2e", backend=make_backend("conformance_e2e"))
+        a, b = ex.parameter("a"), ex.parameter("b")
+
+        @ex.persist
+        def prepare(a, b):
+            return a + b
+
+        @ex.result
+        def score(s):
+            for i in range(10):
+                ex.save_metric("m", epoch=i, value=i * s)
+            return 10 / s
+
+        result = score(prepare(a, b))
+        ex.set_parameters(a=1, b=2)
+        assert result.compute(seed=1) == pytest.approx(10 / 3)
+        ex.set_parameters(a=1, b=-1)
+        with pytest.raises(ZeroDivisionError):
+            result.compute(seed=1)
+        history = ex.get_history()
+        assert list(history.index) == [1, 2]
+        assert list(history["Success"]) == [True, False]
+        assert ex.get_persisted("prepare", 1) == 3
+        assert list(ex.load_metric("m", 1)[1]) == [i * 3.0 for i in range(10)]
+        assert "def prepare" in ex.get_code(trial_id=1)
+
+
+class BackendStateMachineTests:
+    """Model-based "nothing lost" check (zarr's stateful idea), mixed into a backend's tests.
+
+    Hypothesis applies random sequences of writes to the backend and to an in-memory
+    model, and checks after every step that everything written reads back.
+    """
+
+    max_examples: ClassVar[int] = 15
+
+    def test_random_operations_match_a_model(self, make_backend: Callable[[str], Backend]) -> None:
+        hypothesis = pytest.importorskip("hypothesis")
+        from hypothesis import settings
+        from hypothesis import strategies as st
+        from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+        counter = iter(range(10**9))
+
+        class Machine(RuleBasedStateMachine):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backend = make_backend(f"stateful{next(counter)}")
+                self.trials: dict[int, dict[str, Any]] = {}
+                self.metrics: dict[tuple[int, str], list[float]] = {}
+                self.persisted: dict[tuple[str, int], bytes] = {}
+
+            @rule(a=st.integers(-10, 10), name=st.text(max_size=5))
+            def start(self, a: int, name: str) -> None:
+                trial_id = self.backend.start_trial(_record(parameters={"a": a, "name": name}))
+                assert trial_id == len(self.trials) + 1
+                self.trials[trial_id] = {"parameters": {"a": a, "name": name}, "success": None}
+
+            @precondition(lambda self: self.trials)
+            @rule(data=st.data(), ok=st.booleans())
+            def finish(self, data: Any, ok: bool) -> None:
+                trial_id = data.draw(st.sampled_from(sorted(self.trials)))
+                self.backend.finish_trial(trial_id, _outcome(success=ok, result=trial_id if ok else None))
+                self.trials[trial_id]["success"] = ok
+
+            @precondition(lambda self: self.trials)
+            @rule(data=st.data(), key=st.sampled_from(["loss", "acc"]),
+                  values=st.lists(st.floats(allow_nan=False, width=64), min_size=1, max_size=20))
+            def metric(self, data: Any, key: str, values: list[float]) -> None:
+                trial_id = data.draw(st.sampled_from(sorted(self.trials)))
+                series = self.metrics.setdefault((trial_id, key), [])
+                epochs = np.arange(len(series), len(series) + len(values), dtype=np.int64)
+                self.backend.save_metrics(trial_id, key, epochs, np.array(values, dtype=np.float64))
+                series.extend(values)
+
+            @precondition(lambda self: self.trials)
+            @rule(data=st.data(), step=st.sampled_from(["f", "g"]), blob=st.binary(max_size=64))
+            def persist(self, data: Any, step: str, blob: bytes) -> None:
+                trial_id = data.draw(st.sampled_from(sorted(self.trials)))
+                self.backend.save_persisted(step, trial_id, blob)
+                self.persisted[(step, trial_id)] = blob
+
+            @invariant()
+            def everything_reads_back(self) -> None:
+                records = self.backend.load_trials()
+                assert [r["trial_id"] for r in records] == sorted(self.trials)
+                for record in records:
+                    expected = self.trials[record["trial_id"]]
+                    assert record["parameters"] == expected["parameters"]
+                    assert record["success"] == expected["success"]
+                for (trial_id, key), values in self.metrics.items():
+                    series = self.backend.load_metrics(key, [trial_id])[trial_id]
+                    assert series.values.tolist() == values
+                for (step, trial_id), blob in self.persisted.items():
+                    assert bytes(self.backend.load_persisted(step, trial_id)) == blob
+
+            def teardown(self) -> None:
+                self.backend.close()
+
+        Machine.TestCase.settings = settings(max_examples=self.max_examples, stateful_step_count=15,
+                                             deadline=None)
+        Machine.TestCase().runTest()
+        assert hypothesis

@@ -1,0 +1,42 @@
+"""The CPU collector: the ``cpu`` section, detailed CPU facts from py-cpuinfo.
+
+Brand, vendor, family/model/stepping, core count, advertised frequency, cache
+sizes and instruction-set flags. Registered through the ``daskperiment`` entry
+point ``cpu``.
+
+py-cpuinfo is run as ``python -m cpuinfo --json`` in a subprocess with a
+timeout, which is what its own ``get_cpu_info()`` does (it executes CPUID in a
+child process for safety) minus the missing timeout and the silent ``{}`` on
+failure. It takes about a second, once per process, in daskperiment's
+background collection.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from daskperiment import hookimpl
+from daskperiment.environment import ToolError, run_tool
+
+__all__ = ["VOLATILE_KEYS", "collect_environment"]
+
+#: Seconds py-cpuinfo may take.
+TIMEOUT = 20.0
+
+#: Measured values that differ from run to run (the current clock speed): keeping them, every
+#: trial would warn that the CPU changed.
+VOLATILE_KEYS = ("hz_actual", "hz_actual_friendly")
+
+
+@hookimpl
+def collect_environment() -> dict[str, Any]:
+    try:
+        output = run_tool([sys.executable, "-m", "cpuinfo", "--json"], timeout=TIMEOUT)
+        info = json.loads(output)
+    except ToolError as exc:
+        return {"cpu": {"error": str(exc)}}
+    except ValueError:
+        return {"cpu": {"error": f"py-cpuinfo printed no JSON: {output[:200]!r}"}}
+    return {"cpu": {key: value for key, value in sorted(info.items()) if key not in VOLATILE_KEYS}}

@@ -1,0 +1,39 @@
+"""The numpy collector: ``numpy``, ``scipy`` and ``pandas`` sections.
+
+``numpy.show_config()`` and ``scipy.show_config()`` (build configuration: BLAS
+and LAPACK libraries, compilers, SIMD extensions) as JSON, and the text
+``pandas.show_versions()`` prints, each only when that library is installed.
+Registered through the ``daskperiment`` entry point ``numpy``.
+
+They are gathered by the :mod:`.probe` script in a subprocess with a timeout (see there
+why), with the parent's ``sys.path`` so it sees the same libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from daskperiment import hookimpl
+from daskperiment.environment import ToolError, run_tool
+
+__all__ = ["collect_environment"]
+
+#: Run as a script, not with ``-m``: importing this package would import daskperiment (0.7 s).
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+#: Seconds the probe may take (importing pandas' optional dependencies can be slow).
+TIMEOUT = 60.0
+
+
+@hookimpl
+def collect_environment() -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
+    try:
+        output = run_tool([sys.executable, PROBE], timeout=TIMEOUT, env=env)
+        return json.loads(output)
+    except ToolError as exc:
+        return {"numpy": {"error": str(exc)}}
+    except ValueError:
+        return {"numpy": {"error": f"the probe printed no JSON: {output[:200]!r}"}}

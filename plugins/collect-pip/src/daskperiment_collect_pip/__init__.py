@@ -1,0 +1,86 @@
+"""The pip collector: the ``requirements`` section, one line per installed distribution.
+
+Each line reads ``pandas 2.2.0 (/path/to/site-packages)`` — name, version and
+where it is installed, as the original daskperiment recorded it — and an
+editable install reads ``mylib 0.3.dev0 (/home/me/mylib, editable)`` with its
+source directory. Registered through the ``daskperiment`` entry point ``pip``.
+
+Read with :mod:`importlib.metadata` from the metadata directories on
+``sys.path``: no pip and no subprocess. When a name is installed twice on
+``sys.path`` (a virtual environment over system site-packages), the one Python
+imports is listed, as ``pip list`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from daskperiment import hookimpl
+
+__all__ = ["collect_environment", "environment_fingerprint", "requirement_lines"]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _editable_source(dist: metadata.Distribution) -> str | None:
+    """The source directory of an editable install, from PEP 610's ``direct_url.json``."""
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        return None
+    if not isinstance(direct, dict) or not (direct.get("dir_info") or {}).get("editable"):
+        return None
+    url = urlsplit(direct.get("url", ""))
+    return url2pathname(url.path) if url.scheme == "file" else direct.get("url")
+
+
+def _location(dist: metadata.Distribution) -> str:
+    try:
+        return os.fspath(dist.locate_file(""))
+    except (NotImplementedError, TypeError):  # distributions served by a custom finder
+        return "unknown location"
+
+
+def requirement_lines() -> list[str]:
+    """``name version (location)`` per importable distribution, sorted by name."""
+    seen: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name or _canonical(name) in seen:
+            continue
+        source = _editable_source(dist)
+        where = f"{source}, editable" if source is not None else _location(dist)
+        seen[_canonical(name)] = f"{name} {dist.version} ({where})"
+    return [seen[key] for key in sorted(seen)]
+
+
+@hookimpl
+def collect_environment() -> dict[str, Any]:
+    return {"requirements": "\n".join(requirement_lines()) + "\n"}
+
+
+def _state(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path or ".")  # "" on sys.path is the working directory
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_nlink
+
+
+def environment_fingerprint() -> tuple[Any, ...]:
+    """Read by daskperiment before each trial: the ``sys.path`` directories, their mtimes and link counts.
+
+    Installing, upgrading or removing a distribution adds or removes a metadata
+    directory, which changes the modification time (and, on most file systems,
+    the link count) of the directory holding it.
+    """
+    return tuple((entry, _state(entry)) for entry in sys.path)

@@ -1,0 +1,322 @@
+"""LocalBackend: one SQLite database in WAL mode per experiment, plus plain files.
+
+Layout under the backend directory (``<id>`` is the experiment id):
+
+==========================  ====================================================
+``<id>.sqlite3``            trials, metrics (raw float64/int64 arrays), code and
+                            environment documents, purity hashes — plain data only
+``persist/<id>_<step>_<trial>.pkl``  persisted step results (cloudpickle)
+``code/<id>_<trial>.py``    the code context of each trial, for diff tools and git
+                            (hard links to ``code/.by-digest/``: one copy per distinct code)
+``environment/<section>_<id>_<digest>.{json,txt}``  each distinct environment, once
+==========================  ====================================================
+
+Why SQLite: it gives atomic trial-id allocation across threads and processes
+(``INTEGER PRIMARY KEY``), crash safety (a killed process leaves a rolled-back
+transaction, never a torn file) and appends in O(1) whatever the history size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import sqlite3
+import threading
+import time
+from typing import Any, Iterable, Mapping
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from daskperiment.backends import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend, MetricSeries
+from daskperiment.errors import BackendError
+
+logger = logging.getLogger("daskperiment.local")
+
+DEFAULT_ROOT = "daskperiment_cache"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id INTEGER PRIMARY KEY, parameters TEXT, seed INTEGER, started REAL, code TEXT,
+    environment TEXT, host TEXT, pid INTEGER, finished REAL, process_time REAL, success INTEGER,
+    result TEXT, result_pickle BLOB, result_type TEXT, description TEXT, traceback TEXT);
+CREATE TABLE IF NOT EXISTS metrics (
+    seq INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL, key TEXT NOT NULL,
+    epoch_dtype TEXT NOT NULL, epochs BLOB NOT NULL, vals BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS metrics_key_trial ON metrics (key, trial_id, seq);
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL, digest TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, digest));
+CREATE TABLE IF NOT EXISTS step_hashes (
+    step TEXT NOT NULL, input_hash TEXT NOT NULL, output_hash TEXT NOT NULL, UNIQUE (step, input_hash));
+CREATE INDEX IF NOT EXISTS step_hashes_recency ON step_hashes (step);
+"""
+
+START_FIELDS = ("parameters", "seed", "started", "code", "environment", "host", "pid")
+FINISH_FIELDS = ("finished", "process_time", "success", "result", "result_pickle", "result_type",
+                 "description", "traceback")
+JSON_FIELDS = ("parameters", "result")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _initialise(conn: sqlite3.Connection) -> None:
+    """WAL mode and schema. Switching the journal mode ignores the busy timeout, so
+    connections opened at the same moment (threads, processes) retry briefly."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    for attempt in range(100):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.01 * (1 + attempt % 10))
+
+
+def _loads_column(texts: Iterable[str | None]) -> list[Any]:
+    """Decode a column of JSON texts with one ``json.loads`` (~10x faster than one per row)."""
+    return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+
+
+class LocalBackend(Backend):
+    """Stores an experiment in a local directory (default ``daskperiment_cache/<id>``)."""
+
+    scheme = "file"
+
+    def __init__(self, experiment_id: str, path: str | os.PathLike[str]) -> None:
+        super().__init__(experiment_id)
+        self._display = pathlib.Path(path).as_posix()
+        self.path = pathlib.Path(path).absolute()
+        self._local = threading.local()
+
+    @classmethod
+    def from_uri(cls, experiment_id: str, uri: str) -> LocalBackend:
+        parts = urlsplit(uri)
+        return cls(experiment_id, unquote(parts.netloc + parts.path))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_id": self.experiment_id, "_display": self._display, "path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    @property
+    def uri(self) -> str:
+        return self._display
+
+    @property
+    def database(self) -> pathlib.Path:
+        return self.path / f"{self.experiment_id}.sqlite3"
+
+    # ---- connection ---------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if not self.path.exists():
+                logger.info("Creating new cache directory: %s", self.path)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.database, timeout=60, isolation_level=None,
+                                       check_same_thread=False)
+                _initialise(conn)
+            except (OSError, sqlite3.Error) as exc:
+                raise BackendError(f"LocalBackend({self._display!r}): cannot open {self.database}: {exc}. "
+                                   "Check the directory exists and is writable.") from exc
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ---- trials ---------------------------------------------------------------
+    def start_trial(self, record: Mapping[str, Any]) -> int:
+        values = [_dumps(record.get(f)) if f in JSON_FIELDS else record.get(f) for f in START_FIELDS]
+        cursor = self._db().execute(
+            f"INSERT INTO trials ({', '.join(START_FIELDS)}) VALUES ({', '.join('?' * len(START_FIELDS))})",
+            values)
+        return int(cursor.lastrowid)
+
+    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
+        values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in FINISH_FIELDS]
+        self._db().execute(
+            f"UPDATE trials SET {', '.join(f'{f} = ?' for f in FINISH_FIELDS)} WHERE trial_id = ?",
+            [*values, trial_id])
+
+    def last_trial_id(self) -> int:
+        if not self.database.exists():
+            return 0
+        return self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0]
+
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        if not self.database.exists():
+            return []
+        fields = ("trial_id", *START_FIELDS, *FINISH_FIELDS)
+        sql = f"SELECT {', '.join(fields)} FROM trials"
+        args: list[Any] = []
+        if trial_ids is not None:
+            ids = [int(t) for t in trial_ids]
+            sql += f" WHERE trial_id IN ({', '.join('?' * len(ids))})"
+            args = ids
+        rows = self._db().execute(sql + " ORDER BY trial_id", args).fetchall()
+        if not rows:
+            return []
+        columns = list(zip(*rows))
+        for name in JSON_FIELDS:
+            i = fields.index(name)
+            columns[i] = _loads_column(columns[i])
+        success = columns[fields.index("success")]
+        columns[fields.index("success")] = [None if s is None else bool(s) for s in success]
+        return [dict(zip(fields, row)) for row in zip(*columns)]
+
+    def load_history(self) -> dict[str, list[Any]]:
+        """Only the history columns; the JSON columns are concatenated by SQLite and parsed
+        with one ``json.loads`` each (100,000 trials in about 0.2 s)."""
+        scalars = [f for f in HISTORY_FIELDS if f not in JSON_FIELDS]
+        if not self.database.exists():
+            return {field: [] for field in HISTORY_FIELDS}
+        db = self._db()
+        db.execute("BEGIN")  # one snapshot for both queries
+        try:
+            rows = db.execute(f"SELECT {', '.join(scalars)} FROM trials ORDER BY trial_id").fetchall()
+            texts = db.execute(
+                "SELECT " + ", ".join(f"'[' || COALESCE(group_concat(COALESCE({f}, 'null'), ','), '') || ']'"
+                                      for f in JSON_FIELDS)
+                + f" FROM (SELECT {', '.join(JSON_FIELDS)} FROM trials ORDER BY trial_id)").fetchone()
+        finally:
+            db.execute("COMMIT")
+        columns: dict[str, list[Any]] = {f: list(c) for f, c in zip(scalars, zip(*rows))} if rows else \
+            {f: [] for f in scalars}
+        for name, text in zip(JSON_FIELDS, texts):
+            columns[name] = json.loads(text)
+        columns["success"] = [None if s is None else bool(s) for s in columns["success"]]
+        return columns
+
+    # ---- metrics -----------------------------------------------------------------
+    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        self._db().execute(
+            "INSERT INTO metrics (trial_id, key, epoch_dtype, epochs, vals) VALUES (?, ?, ?, ?, ?)",
+            (trial_id, key, epochs.dtype.str, epochs.tobytes(), np.asarray(values, dtype="<f8").tobytes()))
+
+    def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
+        ids = [int(t) for t in trial_ids]
+        if not ids or not self.database.exists():
+            return {}
+        rows = self._db().execute(
+            f"SELECT trial_id, epoch_dtype, epochs, vals FROM metrics WHERE key = ? "
+            f"AND trial_id IN ({', '.join('?' * len(ids))}) ORDER BY seq", [key, *ids]).fetchall()
+        chunks: dict[int, tuple[list, list]] = {}
+        for trial_id, dtype, epochs, vals in rows:
+            e, v = chunks.setdefault(trial_id, ([], []))
+            e.append(np.frombuffer(epochs, dtype=dtype))
+            v.append(np.frombuffer(vals, dtype="<f8"))
+        return {t: MetricSeries(np.concatenate(e), np.concatenate(v)) for t, (e, v) in chunks.items()}
+
+    def metric_keys(self, trial_id: int | None = None) -> list[str]:
+        if not self.database.exists():
+            return []
+        if trial_id is None:
+            rows = self._db().execute("SELECT DISTINCT key FROM metrics").fetchall()
+        else:
+            rows = self._db().execute("SELECT DISTINCT key FROM metrics WHERE trial_id = ?", (trial_id,)).fetchall()
+        return sorted(r[0] for r in rows)
+
+    # ---- files: persisted results and code ----------------------------------------
+    def _write_file(self, relative: str, data: bytes) -> None:
+        """Write atomically (temp file + rename): a crash never leaves a torn file."""
+        target = self.path / relative
+        tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        try:
+            tmp.write_bytes(data)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+    def _persist_path(self, step: str, trial_id: int) -> str:
+        return f"persist/{self.experiment_id}_{step}_{int(trial_id)}.pkl"
+
+    def save_persisted(self, step: str, trial_id: int, data: bytes) -> None:
+        self._write_file(self._persist_path(step, trial_id), data)
+
+    def load_persisted(self, step: str, trial_id: int) -> bytes | None:
+        try:
+            return (self.path / self._persist_path(step, trial_id)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def export_code(self, trial_id: int, text: str) -> None:
+        """``code/<id>_<trial>.py``: a hard link to one file per distinct code (one syscall a trial)."""
+        data = text.encode()
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        blob = self.path / "code" / ".by-digest" / f"{digest}.py"
+        target = self.path / "code" / f"{self.experiment_id}_{int(trial_id)}.py"
+        if not blob.exists():
+            self._write_file(f"code/.by-digest/{digest}.py", data)
+        try:
+            os.link(blob, target)
+        except FileExistsError:  # a re-used trial id cannot happen, but never fail a trial over it
+            self._write_file(f"code/{target.name}", data)
+        except OSError:  # file systems without hard links
+            self._write_file(f"code/{target.name}", data)
+
+    # ---- documents -------------------------------------------------------------------
+    def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:
+        self._db().execute("INSERT OR IGNORE INTO documents (kind, digest, body) VALUES (?, ?, ?)",
+                           (kind, digest, _dumps(document)))
+        if kind == "environment":
+            for section, value in document.items():
+                is_text = isinstance(value, str)
+                body = value if is_text else json.dumps(value, indent=2, sort_keys=True)
+                suffix = "txt" if is_text else "json"
+                self._write_file(f"environment/{section}_{self.experiment_id}_{digest}.{suffix}", body.encode())
+
+    def load_document(self, kind: str, digest: str) -> dict[str, Any] | None:
+        if not self.database.exists():
+            return None
+        row = self._db().execute("SELECT body FROM documents WHERE kind = ? AND digest = ?",
+                                 (kind, digest)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # ---- purity ------------------------------------------------------------------------
+    def swap_step_hashes(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        """One transaction: read the previous outputs, then upsert (REPLACE gives a new rowid,
+        so rowid order is recency order and pruning keeps the newest inputs)."""
+        if not entries:
+            return []
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            known: dict[tuple[str, str], str] = {}
+            previous = []
+            for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
+                if (step, input_hash) not in known:
+                    row = db.execute("SELECT output_hash FROM step_hashes WHERE step = ? AND input_hash = ?",
+                                     (step, input_hash)).fetchone()
+                    known[(step, input_hash)] = row[0] if row else None
+                previous.append(known[(step, input_hash)])
+                known[(step, input_hash)] = output_hash
+            db.executemany("INSERT OR REPLACE INTO step_hashes (step, input_hash, output_hash) VALUES (?, ?, ?)",
+                           entries)
+            self._local.unpruned = getattr(self._local, "unpruned", 0) + len(entries)
+            if self._local.unpruned >= 64:  # prune now and then, not on every trial
+                self._local.unpruned = 0
+                for step in {e[0] for e in entries}:
+                    db.execute("DELETE FROM step_hashes WHERE step = ? AND rowid <= (SELECT rowid FROM "
+                               "step_hashes WHERE step = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
+                               (step, step, STEP_HASH_LIMIT))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return previous

@@ -1,0 +1,10 @@
+"""The MongoDB backend passes the backend conformance suite against a real server."""
+
+import pytest
+from daskperiment.testing.backend import BackendStateMachineTests, BackendTests, ExperimentTests
+
+
+class TestMongoBackend(BackendTests, ExperimentTests, BackendStateMachineTests):
+    @pytest.fixture
+    def make_backend(self, make_mongo_backend):
+        return make_mongo_backend

@@ -1,0 +1,296 @@
+"""RedisBackend: an experiment shared through a Redis server (layout in :mod:`.keys`).
+
+Why it is shaped this way:
+
+* trial ids come from ``INCR`` inside a script that also writes the record, so
+  processes and hosts writing one experiment get distinct ids and no id exists
+  without its record;
+* every write is one script or one ``MULTI`` transaction: a server or network
+  failure never leaves half a record behind;
+* reads are pipelined and bounded: a history of any size is one ``GET`` plus one
+  pipeline of ``HMGET`` batches; ``KEYS``/``SCAN`` are never used;
+* metadata is JSON and metrics raw numbers (:mod:`.codec`); only persisted step
+  results and non-plain trial results are pickles, and they are unpickled by
+  daskperiment only on request (``get_persisted``/``get_result``), which trusts
+  the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from daskperiment.backends import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend, MetricSeries
+from daskperiment.backends.base import TRIAL_FIELDS
+
+from . import scripts
+from .codec import decode_metric_chunks, dumps, encode_metric_chunks
+from .connection import ConnectionSpec, translate_error
+from .keys import Keys
+
+if TYPE_CHECKING:
+    import redis
+
+logger = logging.getLogger("daskperiment.redis")
+
+START_FIELDS = ("parameters", "seed", "started", "code", "environment", "host", "pid")
+OUTCOME_FIELDS = ("finished", "process_time", "success", "result", "result_type", "description")
+#: Trial ids per ``HMGET``: keeps each command short so other clients are not held up.
+BATCH_IDS = 5_000
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(action: str) -> Callable[[_F], _F]:
+    """Turn redis-py errors raised by a method into daskperiment errors naming the URI."""
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                error = translate_error(exc, self.uri, action, self._spec.password)
+                if error is None:
+                    raise
+                raise error from exc
+        return wrapper  # type: ignore[return-value]
+    return decorate
+
+
+def _batches(ids: list[int]) -> Iterable[list[int]]:
+    return (ids[i:i + BATCH_IDS] for i in range(0, len(ids), BATCH_IDS))
+
+
+def _runs(ids: list[int]) -> list[int]:
+    """Sorted ids as flat (first, last) pairs of consecutive runs: ``[1, 2, 3, 7]`` → ``[1, 3, 7, 7]``."""
+    pairs = [ids[0]]
+    for previous, current in itertools.pairwise(ids):
+        if current != previous + 1:
+            pairs += (previous, current)
+    pairs.append(ids[-1])
+    return pairs
+
+
+class RedisBackend(Backend):
+    """Stores an experiment in Redis: ``RedisBackend("x", "redis://host:6379/0")``.
+
+    ``target`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URI, a
+    ``redis.ConnectionPool`` or a ``redis.Redis`` client (its pool is used).
+    """
+
+    scheme = "redis"
+
+    def __init__(self, experiment_id: str, target: str | redis.ConnectionPool | redis.Redis) -> None:
+        super().__init__(experiment_id)
+        self.keys = Keys(experiment_id)
+        self._pool: redis.ConnectionPool | None = None
+        if isinstance(target, str):
+            self._spec = ConnectionSpec.from_uri(target)
+        else:
+            pool = getattr(target, "connection_pool", target)  # a redis.Redis client: share its pool
+            self._spec = ConnectionSpec.from_pool(pool)
+            if not pool.connection_kwargs.get("decode_responses"):
+                self._pool = pool  # else our own pool (from the spec) returns the raw bytes we need
+        self._owns_pool = self._pool is None
+        self._init_connection_state()
+
+    def _init_connection_state(self) -> None:
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # Dask ships backends to workers: ship the description, reconnect lazily there.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_id": self.experiment_id, "_spec": self._spec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.experiment_id = state["experiment_id"]
+        self._spec = state["_spec"]
+        self.keys = Keys(self.experiment_id)
+        self._pool, self._owns_pool = None, True
+        self._init_connection_state()
+
+    @property
+    def uri(self) -> str:
+        return self._spec.display
+
+    # ---- connection -------------------------------------------------------
+    def _redis(self) -> redis.Redis:
+        """The client, created on first use. Pooled connections that died with a server
+        restart are replaced by redis-py when checked out, so no call after the restart fails."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    import redis
+
+                    if self._pool is None:
+                        self._pool = self._spec.build_pool()
+                    logger.debug("experiment %r stored at %s", self.experiment_id, self.uri)
+                    self._client = redis.Redis(connection_pool=self._pool)
+                    self._scripts = {name: self._client.register_script(source) for name, source in (
+                        ("start_trial", scripts.START_TRIAL), ("swap_step_hashes", scripts.SWAP_STEP_HASHES),
+                        ("json_column", scripts.JSON_COLUMN))}
+                client = self._client
+        return client
+
+    def _script(self, name: str) -> Any:
+        """A registered Lua script (``EVALSHA``, reloaded by redis-py after a server restart)."""
+        self._redis()
+        return self._scripts[name]
+
+    def close(self) -> None:
+        """Disconnect our own pool; a pool the user passed is theirs to manage."""
+        if self._owns_pool and self._pool is not None:
+            self._pool.disconnect()
+
+    # ---- trials -------------------------------------------------------------
+    @_guarded("allocating a trial id")
+    def start_trial(self, record: Mapping[str, Any]) -> int:
+        body = dumps({f: record.get(f) for f in START_FIELDS})
+        return int(self._script("start_trial")(keys=[self.keys.counter, self.keys.trial_start], args=[body]))
+
+    @_guarded("storing a trial outcome")
+    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
+        k, tid = self.keys, int(trial_id)
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hset(k.trial_outcome, tid, dumps({f: outcome.get(f) for f in OUTCOME_FIELDS}))
+        for key, value in ((k.trial_traceback, outcome.get("traceback")),
+                           (k.trial_pickle, outcome.get("result_pickle"))):
+            if value is None:
+                pipe.hdel(key, tid)  # a trial finished twice keeps only the last outcome
+            else:
+                pipe.hset(key, tid, value)
+        pipe.execute()
+
+    @_guarded("reading the last trial id")
+    def last_trial_id(self) -> int:
+        return int(self._redis().get(self.keys.counter) or 0)
+
+    def _columns(self, ids: list[int], json_hashes: tuple[str, ...],
+                 raw_hashes: tuple[str, ...] = ()) -> list[list[Any]]:
+        """Values of ``ids`` from each hash, decoded JSON or raw bytes (``None`` when missing).
+
+        One pipelined round trip of batches; JSON hashes are read through a script
+        that returns each batch as one JSON array, parsed with one ``json.loads``.
+        """
+        json_column = self._script("json_column")
+        pipe = self._redis().pipeline(transaction=False)
+        for batch in _batches(ids):
+            for name in json_hashes:
+                json_column(keys=[name], args=_runs(batch), client=pipe)
+            for name in raw_hashes:
+                pipe.hmget(name, batch)
+        replies = pipe.execute()
+        width = len(json_hashes) + len(raw_hashes)
+        columns = []
+        for i in range(width):
+            decode = json.loads if i < len(json_hashes) else list
+            columns.append([value for reply in replies[i::width] for value in decode(reply)])
+        return columns
+
+    def _ids(self, trial_ids: Iterable[int] | None) -> list[int]:
+        if trial_ids is None:
+            return list(range(1, self.last_trial_id() + 1))
+        return sorted({int(t) for t in trial_ids if int(t) > 0})
+
+    @_guarded("loading trials")
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        ids = self._ids(trial_ids)
+        if not ids:
+            return []
+        k = self.keys
+        starts, outcomes, tracebacks, pickles = self._columns(
+            ids, (k.trial_start, k.trial_outcome), (k.trial_traceback, k.trial_pickle))
+        records = []
+        for trial_id, start, outcome, tb, pk in zip(ids, starts, outcomes, tracebacks, pickles):
+            if start is None:  # never started: absent
+                continue
+            record = {"trial_id": trial_id, **dict.fromkeys(TRIAL_FIELDS), **start, **(outcome or {})}
+            record["traceback"] = None if tb is None else tb.decode()
+            record["result_pickle"] = pk
+            records.append(record)
+        return records
+
+    @_guarded("loading the history")
+    def load_history(self) -> dict[str, list[Any]]:
+        """Only the start and outcome columns: no tracebacks or pickles are transferred."""
+        ids = self._ids(None)
+        columns: dict[str, list[Any]] = {field: [] for field in HISTORY_FIELDS}
+        if not ids:
+            return columns
+        starts, outcomes = self._columns(ids, (self.keys.trial_start, self.keys.trial_outcome))
+        if None in starts:  # an id without its record (only if the server failed mid-script)
+            keep = [i for i, start in enumerate(starts) if start is not None]
+            ids, starts, outcomes = ([column[i] for i in keep] for column in (ids, starts, outcomes))
+        outcomes = [outcome or {} for outcome in outcomes]  # unfinished trials
+        columns["trial_id"] = ids
+        for field in HISTORY_FIELDS[1:]:
+            columns[field] = [part.get(field) for part in (starts if field in START_FIELDS else outcomes)]
+        return columns
+
+    # ---- metrics ------------------------------------------------------------------
+    @_guarded("saving metrics")
+    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        if len(values) == 0:
+            return
+        k = self.keys
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.rpush(k.metric(trial_id, key), *encode_metric_chunks(epochs, values))
+        pipe.sadd(k.metric_names_of(trial_id), key)
+        pipe.sadd(k.metric_names, key)
+        pipe.execute()
+
+    @_guarded("loading metrics")
+    def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
+        ids = [int(t) for t in trial_ids]
+        if not ids:
+            return {}
+        pipe = self._redis().pipeline(transaction=False)
+        for trial_id in ids:
+            pipe.lrange(self.keys.metric(trial_id, key), 0, -1)
+        return {trial_id: decode_metric_chunks(chunks) for trial_id, chunks in zip(ids, pipe.execute()) if chunks}
+
+    @_guarded("listing metric keys")
+    def metric_keys(self, trial_id: int | None = None) -> list[str]:
+        name = self.keys.metric_names if trial_id is None else self.keys.metric_names_of(trial_id)
+        return sorted(member.decode() for member in self._redis().smembers(name))
+
+    # ---- persisted step results ---------------------------------------------------
+    @_guarded("saving a persisted result")
+    def save_persisted(self, step: str, trial_id: int, data: bytes) -> None:
+        self._redis().set(self.keys.persisted(step, trial_id), data)
+
+    @_guarded("loading a persisted result")
+    def load_persisted(self, step: str, trial_id: int) -> bytes | None:
+        return self._redis().get(self.keys.persisted(step, trial_id))
+
+    # ---- documents ----------------------------------------------------------------------
+    @_guarded("saving a document")
+    def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:
+        self._redis().set(self.keys.document(kind, digest), dumps(document), nx=True)
+
+    @_guarded("loading a document")
+    def load_document(self, kind: str, digest: str) -> dict[str, Any] | None:
+        body = self._redis().get(self.keys.document(kind, digest))
+        return None if body is None else json.loads(body)
+
+    # ---- purity ----------------------------------------------------------------------------
+    @_guarded("swapping step hashes")
+    def swap_step_hashes(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        if not entries:
+            return []
+        k = self.keys
+        number = {step: i for i, step in enumerate(dict.fromkeys(step for step, _, _ in entries), 1)}
+        keys = [k.step_clock, *(name for step in number for name in (k.step_hashes(step), k.step_recency(step)))]
+        args: list[Any] = [STEP_HASH_LIMIT]
+        for step, input_hash, output_hash in entries:
+            args += (number[step], input_hash, output_hash)
+        previous = self._script("swap_step_hashes")(keys=keys, args=args)
+        return [None if value is None else value.decode() for value in previous]

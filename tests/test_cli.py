@@ -1,0 +1,51 @@
+"""The ``daskperiment`` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import daskperiment
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "daskperiment.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_history_code_and_metric_commands(tmp_path, quickstart):
+    ex, a, b, prepare_data, calculate_score = quickstart
+
+    @ex.result
+    def calculate_score(s):
+        ex.save_metric("loss", epoch=0, value=s / 10)
+        return 10 / s
+
+    ex.set_parameters(a=1, b=4)
+    calculate_score(prepare_data(a, b)).compute()
+    out = cli("history", "quickstart_pj", "--csv", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "Trial ID,a,b,Result,Success,Finished,Process Time,Description"
+    assert out.stdout.splitlines()[1].startswith("1,1,4,2.0,True,")
+    code = cli("code", "quickstart_pj", "--trial-id", "1", cwd=tmp_path)
+    assert "def calculate_score(s):" in code.stdout
+    metric = cli("metric", "quickstart_pj", "loss", "--trial-id", "1", "--csv", cwd=tmp_path)
+    assert metric.stdout.split() == ["Epoch,1", "0,0.5"]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    out = cli("history", "bad-id", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("daskperiment: error: Experiment id must be")
+    out = cli("history", "x", "--backend", "nosuch://h", cwd=tmp_path)
+    assert out.returncode == 2 and "Unknown backend URI" in out.stderr
+
+
+def test_backend_argument():
+    import pathlib
+
+    from daskperiment.cli import backend_argument
+
+    assert backend_argument("redis://h:1/0") == "redis://h:1/0"
+    assert backend_argument("some/dir") == pathlib.Path("some/dir")
+    assert backend_argument(None) is None
+    assert daskperiment.__version__ == "1.0.0.dev0"

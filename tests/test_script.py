@@ -1,0 +1,122 @@
+"""Script mode: ``python simple_experiment.py a=1 b=2 --seed 1`` (run through subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from daskperiment.errors import ScriptArgumentError
+from daskperiment.script import parse_arguments
+
+SCRIPT = textwrap.dedent("""
+    import random
+    import daskperiment
+
+    ex = daskperiment.Experiment(id='simple_experiment_pj')
+
+    a = ex.parameter('a')
+    b = ex.parameter('b')
+
+    @ex
+    def prepare_data(a, b):
+        return a + b
+
+    @ex.result
+    def calculate_score(s):
+        return s + 1
+
+    d = prepare_data(a, b)
+    calculate_score(d)
+""")
+
+
+def run(tmp_path, *args, script=SCRIPT, name="simple_experiment.py"):
+    path = tmp_path / name
+    path.write_text(script)
+    return subprocess.run([sys.executable, str(path), *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+
+
+def history(tmp_path, experiment_id="simple_experiment_pj"):
+    import daskperiment
+
+    return daskperiment.Experiment(experiment_id, backend=tmp_path / "daskperiment_cache" / experiment_id).get_history(verbose=True)
+
+
+def test_script_runs_one_trial_per_invocation(tmp_path):
+    first = run(tmp_path, "a=1", "b=2")
+    assert first.returncode == 0, first.stderr
+    assert "Initialized new experiment: Experiment(id: simple_experiment_pj, trial_id: 0" in first.stderr
+    assert "Finished Experiment (trial id=1)" in first.stderr
+    second = run(tmp_path, "a=3", "b=2", "--seed", "1")
+    assert second.returncode == 0, second.stderr
+    assert "Random seed is initialized with given seed: 1" in second.stderr
+    assert "Finished Experiment (trial id=2)" in second.stderr
+    frame = history(tmp_path)
+    assert frame[["a", "b", "Result"]].values.tolist() == [[1, 2, 4], [3, 2, 6]]
+    assert frame["Result Type"].tolist() == ["<class 'int'>", "<class 'int'>"]
+    assert frame.loc[2, "Seed"] == 1
+
+
+def test_values_are_python_literals_else_strings():
+    assert parse_arguments(["a=1", "b=2.5", "c=[1, 2]", "d=hello", "e=None", "f='x y'", "--seed=3"]) == (
+        {"a": 1, "b": 2.5, "c": [1, 2], "d": "hello", "e": None, "f": "x y"}, 3)
+    assert parse_arguments(["--seed", "7"]) == ({}, 7)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["a"], "malformed argument 'a': expected name=value"),
+    (["=1"], "malformed argument"),
+    (["a=1", "a=2"], "given twice"),
+    (["--seed"], "--seed needs an integer"),
+    (["--seed", "x"], "--seed needs an integer"),
+    (["--seed", "-1"], "non-negative"),
+])
+def test_malformed_arguments(argv, message):
+    with pytest.raises(ScriptArgumentError, match=message):
+        parse_arguments(argv)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["a=1"], "Parameter(s) b not defined"),
+    (["a=1", "b=2", "c=3"], "c not declared"),
+    (["a=1", "b"], "malformed argument 'b'"),
+])
+def test_script_errors_exit_nonzero_with_one_line(tmp_path, args, message):
+    result = run(tmp_path, *args)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("simple_experiment.py: error: ") and message in last
+    assert "Traceback" not in result.stderr
+
+
+def test_failing_trial_in_script_is_recorded_and_exits_nonzero(tmp_path):
+    result = run(tmp_path, "a=1", "b=-1", script=SCRIPT.replace("return s + 1", "return 1 / s"))
+    assert result.returncode != 0 and "ZeroDivisionError" in result.stderr
+    assert history(tmp_path)["Success"].tolist() == [False]
+
+
+def test_assigned_result_does_not_trigger(tmp_path):
+    script = SCRIPT.replace("calculate_score(d)\n", "s = calculate_score(d)\n")
+    result = run(tmp_path, "a=1", "b=2", script=script)
+    assert result.returncode == 0 and "Started Experiment" not in result.stderr
+
+
+def test_imported_module_does_not_trigger(tmp_path):
+    (tmp_path / "simple_experiment.py").write_text(SCRIPT)
+    result = subprocess.run([sys.executable, "-c", "import simple_experiment"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Started Experiment" not in result.stderr
+
+
+def test_never_triggers_under_pytest(tmp_path):
+    (tmp_path / "test_inner.py").write_text(SCRIPT + "\n\ndef test_nothing():\n    assert True\n")
+    for cmd in ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py"],):
+        result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Started Experiment" not in result.stdout + result.stderr
+    assert not (tmp_path / "daskperiment_cache" / "simple_experiment_pj" / "code").exists()
