@@ -36,6 +36,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import site
 import time
 import zipfile
 
@@ -315,9 +316,15 @@ double(x).compute(seed=1)
 def test_package_installed_into_a_virtual_env_between_two_trials(tmp_path):
     """Two runs of a script in a fresh virtual env, ``pip install`` in between: the second run warns."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    # See this interpreter's packages (editable installs included) whether it runs in a venv or
+    # not: --system-site-packages would only reach the base interpreter's.
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    parents = [path for path in site.getsitepackages() if os.path.isdir(path)]
+    pathlib.Path(purelib, "_parent_site.pth").write_text(
+        "".join(f"import site; site.addsitedir({path!r})\n" for path in parents))
     script = tmp_path / "trial.py"
     script.write_text(TRIAL_SCRIPT.format(cache=str(tmp_path / "cache")))
     env = {**os.environ, "DASKPERIMENT_DISABLE_PLUGINS": ",".join(SLOW)}
@@ -334,9 +341,9 @@ def test_package_installed_into_a_virtual_env_between_two_trials(tmp_path):
     second = run_trial()
     assert "Installed Python packages have been changed" not in first
     assert "[WARNING] Installed Python packages have been changed" in second
-    site = subprocess.run([str(python), "-c", "import tinypkg, os; print(os.path.dirname(tinypkg.__path__[0]))"],
+    tinypkg_dir = subprocess.run([str(python), "-c", "import tinypkg, os; print(os.path.dirname(tinypkg.__path__[0]))"],
                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-    assert f"[WARNING] +tinypkg 1.0 ({site})" in second
+    assert f"[WARNING] +tinypkg 1.0 ({tinypkg_dir})" in second
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
