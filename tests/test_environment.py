@@ -114,7 +114,8 @@ class TestGpuExample(CollectorTests):
     sections = ("gpu",)
 
     @pytest.fixture(scope="class")
-    def collector_setup(self, tmp_path_factory):
+    @classmethod
+    def collector_setup(cls, tmp_path_factory):
         bin_dir = tmp_path_factory.mktemp("bin")
         (bin_dir / "nvidia-smi").write_text(FAKE_NVIDIA_SMI)
         (bin_dir / "nvidia-smi").chmod(0o755)

@@ -44,23 +44,23 @@ class TrialResult(Delayed):
         return (Delayed, (self.key, self.dask))
 
 
-def _substitute(graph: dict, key: str, value: Any) -> None:
-    graph[key] = DataNode(key, value)
-
-
 def _renamed(key: Any, suffix: str) -> Any:
     return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
 
-def unique_keys(graph: dict, suffix: str) -> tuple[dict, dict]:
-    """Give every task a per-trial key.
+def bind_graph(graph: dict, values: dict[Any, Any], suffix: str) -> tuple[dict, dict]:
+    """The graph of one trial: ``values`` inlined, every other task under a per-trial key.
 
-    The same graph is computed once per trial; a distributed scheduler that still
-    holds a key from the previous trial would otherwise reuse that stale result.
+    Parameter values and the trial context are inlined into the tasks that use them
+    rather than kept as graph nodes: each node costs the scheduler as much as a task.
+    Fresh keys matter on a distributed scheduler, which would otherwise reuse a key's
+    stale result from the previous trial.
     """
     graph = convert_legacy_graph(graph)
-    subs = {key: _renamed(key, suffix) for key in graph}
-    return {subs[k]: node.substitute(subs, key=subs[k]) for k, node in graph.items()}, subs
+    renames = {key: _renamed(key, suffix) for key in graph if key not in values}
+    subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in values.items() if key in graph}
+    subs.update(renames)
+    return {new: graph[old].substitute(subs, key=new) for old, new in renames.items()}, renames
 
 
 def run_trial(ex: Experiment, result: TrialResult, *, seed: int | None,
@@ -85,12 +85,8 @@ def run_trial(ex: Experiment, result: TrialResult, *, seed: int | None,
     ex._after_trial_started(trial_id, code_digest, env_digest)
 
     ctx = TrialContext(ex.id, trial_id, ex._backend, seed)
-    for key, value in values.items():
-        _substitute(graph, key, value)
-    for key in graph:
-        if key == ex._trial_placeholder.key:
-            _substitute(graph, key, ctx)
-    graph, keys = unique_keys(graph, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
+    values[ex._trial_placeholder.key] = ctx
+    graph, keys = bind_graph(graph, values, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
     pm.hook.seed_random_state(seed=seed)
 
     start = time.perf_counter()

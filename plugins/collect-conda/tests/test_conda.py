@@ -40,7 +40,8 @@ class TestCondaCollector(CollectorTests):
     sections = ("conda",)
 
     @pytest.fixture(scope="class")
-    def collector_setup(self, collector_dir, tmp_path_factory):
+    @classmethod
+    def collector_setup(cls, collector_dir, tmp_path_factory):
         prefix = fake_prefix(tmp_path_factory.mktemp("env"))
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("CONDA_EXE", str(fake_conda(tmp_path_factory.mktemp("bin"))))

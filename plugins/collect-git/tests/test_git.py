@@ -42,7 +42,8 @@ class TestGitCollector(CollectorTests):
     sections = ("git",)
 
     @pytest.fixture(scope="class")
-    def collector_setup(self, collector_dir):
+    @classmethod
+    def collector_setup(cls, collector_dir):
         make_repo(collector_dir)
 
     def test_records_commit_branch_dirty_remotes_and_diff(self, runs, collector_dir):

@@ -147,19 +147,22 @@ class CollectorTests:
     max_seconds: ClassVar[float] = 10.0
 
     @pytest.fixture(scope="class")
-    def collector_dir(self, tmp_path_factory: pytest.TempPathFactory):
+    @classmethod
+    def collector_dir(cls, tmp_path_factory: pytest.TempPathFactory):
         """The working directory during collection: fresh, empty and private to this class."""
         return tmp_path_factory.mktemp("collector")
 
     @pytest.fixture(scope="class")
-    def collector_setup(self, collector_dir):
-        """Override to prepare what the collector inspects (class-scoped; may yield)."""
+    @classmethod
+    def collector_setup(cls, collector_dir):
+        """Override to prepare what the collector inspects (class-scoped, a classmethod; may yield)."""
         return
 
     @pytest.fixture(scope="class")
-    def runs(self, collector_dir, collector_setup) -> dict[str, Any]:
+    @classmethod
+    def runs(cls, collector_dir, collector_setup) -> dict[str, Any]:
         """Two collections, with fingerprints taken before, between and after them."""
-        fingerprint = getattr(self.plugin, "environment_fingerprint", None)
+        fingerprint = getattr(cls.plugin, "environment_fingerprint", None)
         record: dict[str, Any] = {"calls": [], "fingerprints": [], "fingerprint_processes": []}
 
         def take_fingerprint() -> None:
@@ -173,17 +176,18 @@ class CollectorTests:
         with _chdir(collector_dir):
             take_fingerprint()
             for _ in range(2):
-                record["calls"].append(self._call())
+                record["calls"].append(cls._call())
                 take_fingerprint()
         return record
 
-    def _call(self) -> CollectorRun:
+    @classmethod
+    def _call(cls) -> CollectorRun:
         output: list[str] = []
         connections: list[Any] = []
         before = _global_state()
         with _captured_output(output), _no_network(connections):
             start = time.perf_counter()
-            result = self.plugin.collect_environment()
+            result = cls.plugin.collect_environment()
             seconds = time.perf_counter() - start
         after = _global_state()
         changed = [key for key in before if before[key] != after[key]]

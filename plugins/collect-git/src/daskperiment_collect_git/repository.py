@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import site
+import stat
 import sys
 import sysconfig
 from pathlib import Path
@@ -48,19 +49,25 @@ def find_work_tree(start: Path) -> tuple[Path, Path] | None:
     """``(work tree, git directory)`` of the repository containing ``start``, or ``None``.
 
     A ``.git`` file (linked work trees, submodules) points to the git directory.
+    One ``stat`` per directory level on plain strings: this runs before every trial.
     """
-    for directory in (start, *start.parents):
+    directory = os.fspath(start)
+    while True:
         dotgit = os.path.join(directory, ".git")
-        if os.path.isdir(dotgit):
-            return directory, Path(dotgit)
         try:
-            with open(dotgit, errors="replace") as file:
-                text = file.read()
+            is_dir = stat.S_ISDIR(os.stat(dotgit).st_mode)
         except OSError:
-            continue
-        if text.startswith("gitdir:"):
-            return directory, (directory / text[len("gitdir:"):].strip()).resolve()
-    return None
+            is_dir = None
+        if is_dir:
+            return Path(directory), Path(dotgit)
+        if is_dir is not None:
+            text = _read(dotgit).decode(errors="replace")
+            if text.startswith("gitdir:"):
+                return Path(directory), (Path(directory) / text[len("gitdir:"):].strip()).resolve()
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:

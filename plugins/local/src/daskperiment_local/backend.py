@@ -259,16 +259,17 @@ class LocalBackend(Backend):
         """``code/<id>_<trial>.py``: a hard link to one file per distinct code (one syscall a trial)."""
         data = text.encode()
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        blob = self.path / "code" / ".by-digest" / f"{digest}.py"
-        target = self.path / "code" / f"{self.experiment_id}_{int(trial_id)}.py"
-        if not blob.exists():
+        code_dir = os.path.join(self.path, "code")
+        blob = os.path.join(code_dir, ".by-digest", f"{digest}.py")
+        target = os.path.join(code_dir, f"{self.experiment_id}_{int(trial_id)}.py")
+        if getattr(self._local, "code_blob", None) != blob and not os.path.exists(blob):
             self._write_file(f"code/.by-digest/{digest}.py", data)
         try:
             os.link(blob, target)
-        except FileExistsError:  # a re-used trial id cannot happen, but never fail a trial over it
-            self._write_file(f"code/{target.name}", data)
-        except OSError:  # file systems without hard links
-            self._write_file(f"code/{target.name}", data)
+        except OSError:  # the blob was removed behind our back, or no hard links here: copy
+            self._write_file(f"code/{os.path.basename(target)}", data)
+            blob = None
+        self._local.code_blob = blob
 
     # ---- documents -------------------------------------------------------------------
     def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:
