@@ -18,7 +18,7 @@ from .context import current_trial, get_current, require_current
 from .metrics import BATCH_POINTS
 from .errors import (LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError,
                      TrialNotFoundError)
-from .history import gc_paused, history_frame, metric_frame
+from .history import SHOWN_FIELDS, VERBOSE_FIELDS, gc_paused, history_frame, metric_frame
 from .parameters import UNDEFINED, Parameter, ParameterStore
 from .steps import Step
 from .trial import TrialResult, generate_seed
@@ -218,7 +218,8 @@ class Experiment:
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
         """Every trial as a row: parameters, Result, Success, Finished, Process Time, Description."""
         with gc_paused():
-            return history_frame(self._backend.load_history(), verbose=verbose)
+            columns = self._backend.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS)
+            return history_frame(columns, verbose=verbose)
 
     def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None):
         """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`)."""

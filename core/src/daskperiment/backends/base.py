@@ -21,7 +21,7 @@ Trial records are dicts with these keys (missing keys read as ``None``):
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Iterable, Mapping, NamedTuple
+from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -95,14 +95,16 @@ class Backend(abc.ABC):
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         """Trial records (each with ``trial_id``) sorted by id; all when ``trial_ids`` is None."""
 
-    def load_history(self) -> dict[str, list[Any]]:
-        """Column name → values (one per trial, by id) for :data:`HISTORY_FIELDS`.
+    def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
+        """Column name → values (one per trial, by id) for ``fields`` (a subset of :data:`HISTORY_FIELDS`).
 
         A columnar view so large histories load fast; override when the storage
-        can produce columns more cheaply than :meth:`load_trials`.
+        can produce columns more cheaply than :meth:`load_trials`. ``get_history()``
+        asks only for what it shows (no ``seed``/``result_type`` unless verbose):
+        a backend may return more columns than asked, never fewer.
         """
         records = self.load_trials()
-        return {field: [r.get(field) for r in records] for field in HISTORY_FIELDS}
+        return {field: [r.get(field) for r in records] for field in fields}
 
     # ---- metrics ----------------------------------------------------------
     @abc.abstractmethod

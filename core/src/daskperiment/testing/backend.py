@@ -27,7 +27,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import pytest
 
-from ..backends import STEP_HASH_LIMIT, Backend
+from ..backends import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,22 @@ class BackendTests:
             backend.start_trial(_record())
         assert [r["trial_id"] for r in backend.load_trials([4, 2, 99])] == [2, 4]
         assert [r["trial_id"] for r in backend.load_trials()] == [1, 2, 3, 4, 5]
+
+    @pytest.mark.parametrize("fields", [HISTORY_FIELDS, ("trial_id", "parameters", "success", "result")],
+                             ids=["all", "some"])
+    def test_load_history_matches_load_trials(self, backend: Backend, fields: tuple[str, ...]) -> None:
+        """The columnar history holds (at least) the asked fields, one value per trial, as load_trials."""
+        assert all(backend.load_history(fields).get(f, []) == [] for f in fields)
+        done = backend.start_trial(_record(parameters={"a": 1, "flag": True}))
+        backend.finish_trial(done, _outcome(result={"acc": 0.5}))
+        backend.start_trial(_record(parameters={"b": "x"}))  # still running
+        failed = backend.start_trial(_record())
+        backend.finish_trial(failed, _outcome(success=False, result=None, description="ValueError(x)"))
+        columns = backend.load_history(fields)
+        records = backend.load_trials()
+        for field in fields:
+            assert columns[field] == [r[field] for r in records], field
+        assert [type(s) for s in columns["success"]] == [bool, type(None), bool]
 
     def test_trial_ids_are_unique_under_threads(self, backend: Backend) -> None:
         """Nothing lost: 8 threads × 25 trials get 200 distinct ids and 200 records."""

@@ -26,7 +26,7 @@ import pathlib
 import sqlite3
 import threading
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -179,12 +179,12 @@ class LocalBackend(Backend):
         columns[fields.index("success")] = [None if s is None else bool(s) for s in success]
         return [dict(zip(fields, row)) for row in zip(*columns)]
 
-    def load_history(self) -> dict[str, list[Any]]:
-        """Only the history columns; the JSON columns are concatenated by SQLite and parsed
-        with one ``json.loads`` each (100,000 trials in about 0.2 s)."""
-        scalars = [f for f in HISTORY_FIELDS if f not in JSON_FIELDS]
+    def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
+        """Only the history columns asked for; the JSON columns are concatenated by SQLite
+        and parsed with one ``json.loads`` each (100,000 trials in about 0.25 s)."""
+        scalars = ["trial_id", "success", *(f for f in fields if f not in (*JSON_FIELDS, "trial_id", "success"))]
         if not self.database.exists():
-            return {field: [] for field in HISTORY_FIELDS}
+            return {field: [] for field in (*scalars, *JSON_FIELDS)}
         db = self._db()
         db.execute("BEGIN")  # one snapshot for both queries
         try:

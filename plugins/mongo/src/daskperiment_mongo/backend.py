@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -235,10 +235,10 @@ class MongoBackend(Backend):
         return records
 
     @guarded("load the history")
-    def load_history(self) -> dict[str, list[Any]]:
+    def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
         """Only the history fields are read (no pickles, no tracebacks)."""
-        records = self._trial_documents(None, HISTORY_FIELDS)
-        return {field: [r.get(field) for r in records] for field in HISTORY_FIELDS}
+        records = self._trial_documents(None, fields)
+        return {field: [r.get(field) for r in records] for field in fields}
 
     # ---- metrics ------------------------------------------------------------------------------
     @guarded("save metrics")

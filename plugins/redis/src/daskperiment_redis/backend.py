@@ -22,7 +22,7 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -219,10 +219,10 @@ class RedisBackend(Backend):
         return records
 
     @_guarded("loading the history")
-    def load_history(self) -> dict[str, list[Any]]:
+    def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
         """Only the start and outcome columns: no tracebacks or pickles are transferred."""
         ids = self._ids(None)
-        columns: dict[str, list[Any]] = {field: [] for field in HISTORY_FIELDS}
+        columns: dict[str, list[Any]] = {field: [] for field in fields}
         if not ids:
             return columns
         starts, outcomes = self._columns(ids, (self.keys.trial_start, self.keys.trial_outcome))
@@ -231,7 +231,7 @@ class RedisBackend(Backend):
             ids, starts, outcomes = ([column[i] for i in keep] for column in (ids, starts, outcomes))
         outcomes = [outcome or {} for outcome in outcomes]  # unfinished trials
         columns["trial_id"] = ids
-        for field in HISTORY_FIELDS[1:]:
+        for field in (f for f in fields if f != "trial_id"):
             columns[field] = [part.get(field) for part in (starts if field in START_FIELDS else outcomes)]
         return columns
 
