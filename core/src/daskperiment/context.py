@@ -65,9 +65,12 @@ class TrialContext:
 
 def check_purity(backend: Backend, entries: list[tuple[str, str, str, str]]) -> None:
     """Store step hashes and warn where the same input gave a different output."""
-    if not entries:
-        return
-    previous = backend.swap_step_hashes([entry[:3] for entry in entries])
+    if entries:
+        warn_impure(entries, backend.swap_step_hashes([entry[:3] for entry in entries]))
+
+
+def warn_impure(entries: list[tuple[str, str, str, str]], previous: list[str | None]) -> None:
+    """Warn for each step whose output hash differs from the one stored for the same input."""
     for (step, _, output_hash, call), before in zip(entries, previous):
         if before is not None and before != output_hash:
             logger.warning("Experiment step result is changed with the same input: (step: %s, %s)", step, call)

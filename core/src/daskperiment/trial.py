@@ -15,7 +15,7 @@ import dask
 from dask._task_spec import DataNode, convert_legacy_graph
 from dask.delayed import Delayed
 
-from .context import TrialContext, check_purity
+from .context import TrialContext, warn_impure
 from .serialization import encode_result
 
 if TYPE_CHECKING:
@@ -112,10 +112,11 @@ def _finish(ex: Experiment, ctx: TrialContext, trial_id: int, outcome: dict, sta
     outcome["process_time"] = time.perf_counter() - start
     try:
         ctx.metrics.flush()
-        check_purity(ex._backend, ctx.step_hashes)
     finally:
         outcome["finished"] = time.time()
-        ex._backend.finish_trial(trial_id, outcome)
+        entries = ctx.step_hashes
+        previous = ex._backend.complete_trial(trial_id, outcome, [entry[:3] for entry in entries])
+        warn_impure(entries, previous)
         get_plugin_manager().hook.trial_finished(experiment_id=ex.id, trial_id=trial_id, record=outcome)
 
 

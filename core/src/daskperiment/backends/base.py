@@ -151,3 +151,15 @@ class Backend(abc.ABC):
 
         Keeps at most :data:`STEP_HASH_LIMIT` inputs per step (oldest dropped).
         """
+
+    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
+                       step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
+        """End of a trial: :meth:`swap_step_hashes` then :meth:`finish_trial`; returns the swap's answer.
+
+        The outcome is stored even when the hashes cannot be. A backend that can do
+        both in one round trip or transaction overrides this (it is on every trial's path).
+        """
+        try:
+            return self.swap_step_hashes(step_hashes) if step_hashes else []
+        finally:
+            self.finish_trial(trial_id, outcome)

@@ -246,6 +246,16 @@ class BackendTests:
         assert backend.swap_step_hashes([("f", "in1", "out2"), ("f", "in2", "o")]) == ["out1", None]
         assert backend.swap_step_hashes([("f", "in1", "out2")]) == ["out2"]
 
+    def test_complete_trial_stores_outcome_and_swaps_hashes(self, backend: Backend) -> None:
+        """complete_trial = swap_step_hashes + finish_trial (one round trip where the backend can)."""
+        backend.swap_step_hashes([("step", "in", "out-1")])
+        trial_id = backend.start_trial(_record())
+        assert backend.complete_trial(trial_id, _outcome(), [("step", "in", "out-2"), ("new", "x", "y")]) == \
+            ["out-1", None]
+        (record,) = backend.load_trials([trial_id])
+        assert record["success"] is True and record["finished"] is not None
+        assert backend.swap_step_hashes([("step", "in", "out-3")]) == ["out-2"]
+
     def test_step_hashes_are_bounded(self, backend: Backend) -> None:
         """The purity record keeps at most STEP_HASH_LIMIT inputs per step (plus slack)."""
         n = STEP_HASH_LIMIT + 2_000

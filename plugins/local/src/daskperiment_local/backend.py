@@ -26,7 +26,7 @@ import pathlib
 import sqlite3
 import threading
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -37,6 +37,7 @@ from daskperiment.errors import BackendError
 logger = logging.getLogger("daskperiment.local")
 
 DEFAULT_ROOT = "daskperiment_cache"
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -291,33 +292,55 @@ class LocalBackend(Backend):
 
     # ---- purity ------------------------------------------------------------------------
     def swap_step_hashes(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
-        """One transaction: read the previous outputs, then upsert (REPLACE gives a new rowid,
-        so rowid order is recency order and pruning keeps the newest inputs)."""
+        """One transaction: read the previous outputs, then upsert (see :meth:`_swap_in_transaction`)."""
         if not entries:
             return []
+        return self._write_transaction(lambda db: self._swap_in_transaction(db, entries))
+
+    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
+                       step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
+        """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
+        def both(db: sqlite3.Connection) -> list[str | None]:
+            previous = self._swap_in_transaction(db, step_hashes)
+            self.finish_trial(trial_id, outcome)
+            return previous
+
+        try:
+            return self._write_transaction(both)
+        except BaseException:
+            self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
+            raise
+
+    def _write_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            known: dict[tuple[str, str], str] = {}
-            previous = []
-            for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
-                if (step, input_hash) not in known:
-                    row = db.execute("SELECT output_hash FROM step_hashes WHERE step = ? AND input_hash = ?",
-                                     (step, input_hash)).fetchone()
-                    known[(step, input_hash)] = row[0] if row else None
-                previous.append(known[(step, input_hash)])
-                known[(step, input_hash)] = output_hash
-            db.executemany("INSERT OR REPLACE INTO step_hashes (step, input_hash, output_hash) VALUES (?, ?, ?)",
-                           entries)
-            self._local.unpruned = getattr(self._local, "unpruned", 0) + len(entries)
-            if self._local.unpruned >= 64:  # prune now and then, not on every trial
-                self._local.unpruned = 0
-                for step in {e[0] for e in entries}:
-                    db.execute("DELETE FROM step_hashes WHERE step = ? AND rowid <= (SELECT rowid FROM "
-                               "step_hashes WHERE step = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
-                               (step, step, STEP_HASH_LIMIT))
+            result = work(db)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return result
+
+    def _swap_in_transaction(self, db: sqlite3.Connection, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        """Read the previous outputs, then upsert (REPLACE gives a new rowid, so rowid order is
+        recency order and pruning keeps the newest inputs)."""
+        known: dict[tuple[str, str], str] = {}
+        previous = []
+        for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
+            if (step, input_hash) not in known:
+                row = db.execute("SELECT output_hash FROM step_hashes WHERE step = ? AND input_hash = ?",
+                                 (step, input_hash)).fetchone()
+                known[(step, input_hash)] = row[0] if row else None
+            previous.append(known[(step, input_hash)])
+            known[(step, input_hash)] = output_hash
+        db.executemany("INSERT OR REPLACE INTO step_hashes (step, input_hash, output_hash) VALUES (?, ?, ?)",
+                       entries)
+        self._local.unpruned = getattr(self._local, "unpruned", 0) + len(entries)
+        if self._local.unpruned >= 64:  # prune now and then, not on every trial
+            self._local.unpruned = 0
+            for step in {e[0] for e in entries}:
+                db.execute("DELETE FROM step_hashes WHERE step = ? AND rowid <= (SELECT rowid FROM "
+                           "step_hashes WHERE step = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
+                           (step, step, STEP_HASH_LIMIT))
         return previous
