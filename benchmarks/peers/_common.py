@@ -112,6 +112,9 @@ class Tool:
     def version(self) -> str:
         return metadata.version(self.dist)
 
+    def close(self) -> None:
+        """Release what the tool started for the run (e.g. a private database server)."""
+
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -314,7 +317,10 @@ def main(tool_cls: type[Tool], argv: list[str] | None = None) -> int:
         with stdout_reserved() as out:
             os.chdir(base)  # before any tool import: some write logs relative to the cwd at import
             tool = tool_cls(args.variant)
-            result = measure(tool, args, base)
+            try:
+                result = measure(tool, args, base)
+            finally:
+                tool.close()
             text = json.dumps(result)
             out.write(text + "\n")
     finally:

@@ -36,8 +36,9 @@ BENCHMARKS = HERE.parent
 # venv name -> requirements file under benchmarks/. Split a tool into its own venv here if its
 # pins ever conflict with the others'.
 VENVS = {"peers": BENCHMARKS / "requirements-peers.txt"}
-# tool -> (venv, script)
-TOOLS = {
+# tool -> (venv, script); venv None: this interpreter (our own tool runs in the dev environment)
+TOOLS: dict[str, tuple[str | None, pathlib.Path]] = {
+    "daskperiment": (None, HERE / "daskperiment_bench.py"),
     "mlflow": ("peers", HERE / "mlflow_bench.py"),
     "sacred": ("peers", HERE / "sacred_bench.py"),
     "mltraq": ("peers", HERE / "mltraq_bench.py"),
@@ -107,7 +108,8 @@ def ensure(name: str = "peers", *, python: str = sys.executable, recreate: bool 
 
 
 def python_for(tool: str, **kwargs: Any) -> pathlib.Path:
-    return ensure(TOOLS[tool][0], **kwargs)
+    venv = TOOLS[tool][0]
+    return pathlib.Path(sys.executable) if venv is None else ensure(venv, **kwargs)
 
 
 def command(tool: str, workload: str, *args: str) -> list[str]:
