@@ -28,10 +28,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy loads
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # no cluster start/stop chatter on stderr
 
 import numpy as np  # noqa: E402
 
@@ -57,7 +59,7 @@ def calibrate(target: float = TARGET_S) -> int:
     return max(1, round(target / (statistics.median(times) / 10)))
 
 
-def _run_threads(n: int, threads: int, run_one: Any) -> float:
+def _run_threads(n: int, threads: int, run_one: Callable[[int, int], None]) -> float:
     """Wall time of ``run_one(thread, i)`` for i in 0..n-1 spread over ``threads`` client threads."""
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
@@ -66,6 +68,10 @@ def _run_threads(n: int, threads: int, run_one: Any) -> float:
 
 
 def tracked(root: pathlib.Path, n: int, rounds: int, threads: int) -> float:
+    """Wall time of ``n`` daskperiment trials on the current cluster; fails unless all were recorded.
+
+    Parameters live on the Experiment, so each client thread holds its own (same id, same store).
+    """
     import daskperiment
 
     def experiment() -> tuple[Any, Any]:
@@ -90,12 +96,13 @@ def tracked(root: pathlib.Path, n: int, rounds: int, threads: int) -> float:
 
     wall = _run_threads(n, threads, run_one)
     history = pairs[0][0].get_history()
-    if len(history) != n + 1 or not history["Success"].all():
-        raise RuntimeError(f"expected {n + 1} successful trials, found {len(history)}")
+    if not history["Success"].all() or sorted(history["seed"]) != [0, *range(n)]:
+        raise RuntimeError(f"expected {n + 1} successful trials (seeds 0, 0..{n - 1}), found {len(history)}")
     return wall
 
 
 def untracked(n: int, rounds: int, threads: int) -> float:
+    """Wall time of the same ``n`` steps by bare ``dask.compute``: the floor of the tracked sweep."""
     import dask
 
     def run_one(k: int, i: int) -> None:
@@ -106,14 +113,15 @@ def untracked(n: int, rounds: int, threads: int) -> float:
 
 
 def measure(n: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """The sweep's JSON: untracked then tracked on a fresh LocalCluster per size in ``workers``."""
     from distributed import Client, LocalCluster
 
     rounds = calibrate()
-    out: dict[str, Any] = {"n": n, "rounds": rounds, "step_ms": None, "wall_s": {}, "python": platform.python_version(),
-                           "cpu_count": os.cpu_count()}
     t0 = time.perf_counter()
     cpu_work(0, rounds)
-    out["step_ms"] = (time.perf_counter() - t0) * 1e3
+    step_ms = (time.perf_counter() - t0) * 1e3
+    out: dict[str, Any] = {"n": n, "rounds": rounds, "step_ms": step_ms, "wall_s": {},
+                           "python": platform.python_version(), "cpu_count": os.cpu_count()}
     for count in workers:
         with tempfile.TemporaryDirectory() as tmp, \
                 LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,

@@ -52,6 +52,22 @@ def calculate_score(s: int) -> float:
     return 10 / s
 
 
+def save_metric_step(ex: Any, span: dict[str, float]) -> Callable[[int], int]:
+    """The metrics workload's step, ``points`` calls of ``ex.save_metric``, timed into ``span["loop_s"]``.
+
+    Shared by daskperiment 0.5.0 and ours: same API, so the very same user code.
+    """
+
+    def log_points(points: int) -> int:
+        t0 = time.perf_counter()
+        for i in range(points):
+            ex.save_metric(METRIC_KEY, epoch=i, value=0.5)
+        span["loop_s"] = time.perf_counter() - t0
+        return points
+
+    return log_points
+
+
 # -- the interface each tool implements ---------------------------------------------------------
 
 
@@ -90,8 +106,13 @@ class Tool:
         raise NotImplementedError
 
     def populate_history(self, root: pathlib.Path, n: int) -> None:
-        """Record ``n`` trials as fast as the tool allows (not timed)."""
-        raise NotImplementedError
+        """Record ``n`` trials as fast as the tool allows (not timed).
+
+        By default one by one, as in the trials workload; a tool with a batch path overrides it.
+        """
+        trial = self.trials(root, n)
+        for i in range(n):
+            trial(i, 1)
 
     def open_store(self, root: pathlib.Path) -> Any:
         """Handle a user would hold before querying (client, session, experiment); timed apart."""

@@ -13,12 +13,11 @@ is set to the interactive one, the mode its notebook examples use.
 from __future__ import annotations
 
 import pathlib
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import _common
-from _common import METRIC_KEY, Tool
+from _common import METRIC_KEY, Tool, save_metric_step
 
 _count = 0
 
@@ -82,16 +81,7 @@ class Daskperiment050(Tool):
         ex = _experiment("metrics")
         points = ex.parameter("points")
         span: dict[str, float] = {}
-
-        @ex.result
-        def log_points(points: int) -> int:
-            t0 = time.perf_counter()
-            for i in range(points):
-                ex.save_metric(METRIC_KEY, epoch=i, value=0.5)
-            span["loop_s"] = time.perf_counter() - t0
-            return points
-
-        result = log_points(points)
+        result = ex.result(save_metric_step(ex, span))(points)
         self._ex = ex
 
         def trial(n: int) -> dict[str, float]:
@@ -100,11 +90,6 @@ class Daskperiment050(Tool):
             return dict(span)
 
         return trial
-
-    def populate_history(self, root: pathlib.Path, n: int) -> None:
-        trial = self.trials(root, n)
-        for i in range(n):
-            trial(i, 1)
 
     def open_store(self, root: pathlib.Path) -> Any:
         return _reopen(self._ex)

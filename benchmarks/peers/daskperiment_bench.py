@@ -18,12 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import _common
-from _common import METRIC_KEY, Tool, calculate_score, prepare_data
+from _common import METRIC_KEY, Tool, calculate_score, prepare_data, save_metric_step
 
 EXPERIMENT = "quickstart"
 
@@ -39,7 +38,10 @@ class Daskperiment(Tool):
         logging.getLogger("daskperiment").setLevel(logging.WARNING)  # no per-trial INFO lines
         self._servers = contextlib.ExitStack()
         self._server_uri: str | None = None
-        self._count = 0
+        self._count = 0  # experiments made so far: each gets a fresh id
+        self._id = ""  # the latest experiment's id and root, to load it back (history, metric_read)
+        self._root = pathlib.Path()
+        self._floor_trials = 0  # trials the floor variant ran (it has no store to count them in)
 
     # -- where the experiment lives -------------------------------------------------------------
     def _backend(self, root: pathlib.Path) -> Any:
@@ -54,9 +56,14 @@ class Daskperiment(Tool):
             self._server_uri = f"{uri.rstrip('/')}/daskperiment_bench" if self.variant == "mongo" else uri
         return self._server_uri
 
+    def _tracked(self) -> None:
+        if self.variant == "floor":
+            raise ValueError("the floor variant records nothing: it runs the trials workload only")
+
     def _experiment(self, root: pathlib.Path) -> Any:
         import daskperiment
 
+        self._tracked()
         self._count += 1
         self._id = f"{EXPERIMENT}{self._count}"
         self._root = root
@@ -74,15 +81,14 @@ class Daskperiment(Tool):
         if self.variant == "floor":
             import dask
 
-            self._floor_count = 0
+            self._floor_trials = 0  # per repetition, like a fresh store
 
             def bare(a: int, b: int) -> float:
-                self._floor_count += 1
+                self._floor_trials += 1
                 return dask.compute(dask.delayed(calculate_score)(dask.delayed(prepare_data)(a, b)))[0]
 
             return bare
         ex, result = self._quickstart(root)
-        self._ex = ex
 
         def trial(a: int, b: int) -> float:
             ex.set_parameters(a=a, b=b)
@@ -92,23 +98,14 @@ class Daskperiment(Tool):
 
     def count_trials(self, root: pathlib.Path) -> int:
         if self.variant == "floor":
-            return self._floor_count
+            return self._floor_trials
         return len(self._reopen().get_history())
 
     def metrics(self, root: pathlib.Path) -> Callable[[int], dict[str, float]]:
         ex = self._experiment(root)
-        self._ex = ex
         points = ex.parameter("points")
         span: dict[str, float] = {}
-
-        def log_points(points: int) -> int:
-            t0 = time.perf_counter()
-            for i in range(points):
-                ex.save_metric(METRIC_KEY, epoch=i, value=0.5)
-            span["loop_s"] = time.perf_counter() - t0
-            return points
-
-        result = ex.result(log_points)(points)
+        result = ex.result(save_metric_step(ex, span))(points)
 
         def trial(n: int) -> dict[str, float]:
             ex.set_parameters(points=n)
@@ -117,15 +114,11 @@ class Daskperiment(Tool):
 
         return trial
 
-    def populate_history(self, root: pathlib.Path, n: int) -> None:
-        trial = self.trials(root, n)
-        for i in range(n):
-            trial(i, 1)
-
     def _reopen(self) -> Any:
         """The experiment loaded back from its store, as a later session would see it."""
         import daskperiment
 
+        self._tracked()
         return daskperiment.Experiment(self._id, backend=self._backend(self._root))
 
     def open_store(self, root: pathlib.Path) -> Any:

@@ -64,11 +64,6 @@ class Sacred(Tool):
 
         return trial
 
-    def populate_history(self, root: pathlib.Path, n: int) -> None:
-        trial = self.trials(root, n)
-        for i in range(n):
-            trial(i, 1)
-
     def read_history(self, handle: Any) -> Any:
         import pandas as pd
 

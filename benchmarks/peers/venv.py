@@ -117,17 +117,22 @@ def command(tool: str, workload: str, *args: str) -> list[str]:
     return [str(python_for(tool)), str(TOOLS[tool][1]), "--workload", workload, *args]
 
 
+def run_json(argv: list[str], *, timeout: float | None = None) -> dict[str, Any]:
+    """Run a benchmark script that prints one JSON line; its result, or RuntimeError with stderr's tail."""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{pathlib.Path(argv[1]).name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
 def run_peer(tool: str, workload: str, *, n: int | None = None, reps: int | None = None,
              variant: str | None = None, quick: bool = False, extra: tuple[str, ...] = (),
              timeout: float | None = None) -> dict[str, Any]:
     """Run one workload in a fresh process of the peers venv; return its JSON result."""
     args = [*(["--n", str(n)] if n is not None else []), *(["--reps", str(reps)] if reps is not None else []),
             *(["--variant", variant] if variant else []), *(["--quick"] if quick else []), *extra]
-    proc = subprocess.run(command(tool, workload, *args), capture_output=True, text=True, timeout=timeout,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tool} {workload} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_json(command(tool, workload, *args), timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

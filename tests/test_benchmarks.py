@@ -1,0 +1,120 @@
+"""Smoke tests of the benchmark scripts: they run with tiny sizes and produce their JSON and table.
+
+No timing assertions (speed is measured by the scripts, not asserted here), no network and no
+peers venv: only our own tool runs. The peers' drivers share its code path (``_common.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+DRIVER = BENCHMARKS / "peers" / "daskperiment_bench.py"
+
+
+def _json_line(argv: list[str], cwd: pathlib.Path) -> dict:
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must hold exactly one JSON line, got: {proc.stdout[:500]}"
+    return json.loads(lines[0])
+
+
+@pytest.fixture
+def compare(monkeypatch):
+    """``benchmarks/compare.py`` as a module (it puts benchmarks/ on sys.path: undone afterwards)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location("bench_compare", BENCHMARKS / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_compare", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("workload", "variant", "unit"), [
+    ("trials", "local", "ms/trial"), ("trials", "floor", "ms/trial"), ("metrics", "local", "points/s"),
+    ("history", "local", "ms"), ("metric_read", "local", "ms"),
+])
+def test_our_driver_prints_one_result_in_the_peer_schema(tmp_path, workload, variant, unit):
+    result = _json_line([str(DRIVER), "--workload", workload, "--variant", variant, "--quick",
+                         "--tmp", str(tmp_path)], tmp_path)
+    assert result["schema"] == 1 and result["tool"] == "daskperiment" and result["variant"] == variant
+    assert result["workload"] == workload and result["unit"] == unit
+    assert len(result["samples"]) == result["reps"] == 2
+    assert math.isfinite(result["figure"]) and result["figure"] > 0
+    if workload == "trials":
+        assert result["n"] == 5 and result["figures"]["median_ms"] > 0
+    assert list(tmp_path.iterdir()) == [], "scratch dirs are removed"
+
+
+def test_compare_plans_every_tool_and_workload(compare):
+    runs = compare.plan(quick=False, only=None, workloads=None)
+    labels = {run.label for run in runs}
+    assert {"daskperiment[local]", "daskperiment[floor]", "daskperiment[redis]", "daskperiment[mongo]",
+            "daskperiment050", "mlflow", "mlflow[log_batch]", "sacred", "mltraq"} == labels
+    assert {run.n for run in runs if run.workload == "trials" and run.label == "mlflow"} == {200, 2_000, 10_000}
+    assert max(run.n for run in runs if run.tool in compare.QUADRATIC and run.workload == "trials") == 2_000
+    assert [row.run.tool for row in compare.not_run(runs)] == sorted(compare.QUADRATIC)
+    assert all(run.reps >= 1 for run in runs)
+    only = compare.plan(quick=True, only={"daskperiment[floor]", "sacred"}, workloads={"trials"})
+    assert [run.label for run in only] == ["sacred", "daskperiment[floor]"]
+
+
+def test_compare_builds_the_table_and_the_results_section(compare, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(compare.peers_venv, "ensure", None)  # ours only: the peers venv is never built
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Core targets\n\nkept as is\n")
+    raw = tmp_path / "raw.json"
+    assert compare.main(["--quick", "--only", "daskperiment[local],daskperiment[floor]", "--workloads",
+                         "trials,history", "--results", str(results), "--json", str(raw)]) == 0
+    out = capsys.readouterr().out
+    assert compare.main(["--from-json", str(raw)]) == 0  # re-rendered without running anything
+    assert capsys.readouterr().out == out
+    assert "machine: " in out and "ours ×faster" in out
+    table = [line.split() for line in out.splitlines()]
+    header = next(line for line in table if line[:3] == ["workload", "N", "tool"])
+    assert header[3:7] == ["version", "figure", "unit", "reps"]
+    rows = {tuple(line[:3]): line for line in table if line and line[0] in ("trials", "history")}
+    assert set(rows) == {("trials", "5", "daskperiment[local]"), ("trials", "5", "daskperiment[floor]"),
+                         ("history", "5", "daskperiment[local]")}
+    for line in rows.values():
+        figure = float(line[4].replace(",", ""))
+        assert math.isfinite(figure) and figure > 0
+    floor = rows["trials", "5", "daskperiment[floor]"]
+    assert floor[6] == "2" and float(floor[7]) > 0  # its repetitions and its ratio to ours
+    text = results.read_text()
+    assert "kept as is" in text and text.count(compare.SECTION_TITLE) == 1
+    assert "| workload | N | tool |" in text and "python benchmarks/compare.py --quick" in text
+    assert f", {datetime.date.today().isoformat()}." in text
+    compare.write_results(results, "again", [], compare.table([]), [])  # a later run replaces the section
+    text = results.read_text()
+    assert text.count(compare.SECTION_TITLE) == 1 and "`again`" in text and "kept as is" in text
+    assert "--quick" not in text
+
+
+def test_a_peer_that_cannot_be_installed_is_an_error_row(compare, monkeypatch):
+    def no_venv(*args, **kwargs):
+        raise subprocess.CalledProcessError(1, ["pip", "install"], stderr="no matching distribution")
+
+    monkeypatch.setattr(compare.peers_venv, "ensure", no_venv)
+    (row,) = compare.execute_all([compare.Run("sacred", "import", None, 1)], quick=True, jobs=1)
+    assert row.result is None and row.error.startswith("peers venv not built: CalledProcessError")
+    grid = compare.table([row])
+    assert grid[1][2] == "sacred" and grid[1][4] == "—" and "peers venv not built" in grid[1][-1]
+
+
+def test_sweep_runs_on_a_local_cluster(tmp_path):
+    result = _json_line([str(BENCHMARKS / "bench_sweep.py"), "--n", "4"], tmp_path)
+    assert result["n"] == 4 and result["rounds"] >= 1
+    for workers in ("1", "2"):
+        wall = result["wall_s"][workers]
+        assert wall["tracked"] > 0 and wall["untracked"] > 0 and wall["overhead_share"] < 1
+    assert set(result["speedup"]) == {"tracked", "untracked"}
