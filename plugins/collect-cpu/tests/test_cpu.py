@@ -44,3 +44,20 @@ def test_garbage_output_is_recorded(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake))
     assert plugin.collect_environment()["cpu"]["error"].startswith("py-cpuinfo printed no JSON")
+
+
+def test_the_answer_is_kept_per_boot_and_reused(monkeypatch, tmp_path):
+    monkeypatch.setenv("DASKPERIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(plugin, "boot_id", lambda: "boot-for-this-test")
+    first = plugin.collect_environment()
+    assert "error" not in first["cpu"]
+    monkeypatch.setattr(plugin, "run_tool", lambda *a, **k: pytest.fail("collected again despite the cache"))
+    assert plugin.collect_environment() == first
+    monkeypatch.setattr(plugin, "boot_id", lambda: "after-a-reboot")
+    with pytest.raises(pytest.fail.Exception):
+        plugin.collect_environment()
+
+
+def test_no_boot_id_means_no_caching(monkeypatch):
+    monkeypatch.setattr(plugin, "boot_id", lambda: None)
+    assert plugin.cache_key() is None

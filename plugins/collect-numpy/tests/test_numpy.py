@@ -65,3 +65,15 @@ def test_timeout_is_recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "executable", str(slow))
     monkeypatch.setattr(plugin, "TIMEOUT", 0.2)
     assert plugin.collect_environment() == {"numpy": {"error": "python timed out after 0.2 s"}}
+
+
+def test_the_answer_is_kept_until_something_is_installed(monkeypatch, tmp_path):
+    monkeypatch.setenv("DASKPERIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    first = plugin.collect_environment()
+    assert "error" not in first["numpy"]
+    monkeypatch.setattr(plugin, "run_tool", lambda *a, **k: pytest.fail("collected again despite the cache"))
+    assert plugin.collect_environment() == first
+    installed = plugin.installed_distributions()
+    monkeypatch.setattr(plugin, "installed_distributions", lambda: [*installed, "newlib-1.0.dist-info"])
+    with pytest.raises(pytest.fail.Exception):
+        plugin.collect_environment()
