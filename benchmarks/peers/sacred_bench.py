@@ -59,7 +59,12 @@ class Sacred(Tool):
             return points
 
         def trial(points: int) -> dict[str, float]:
-            ex.run(config_updates={"points": points})  # metrics reach metrics.json as the run completes
+            run = ex.run(config_updates={"points": points})
+            # The last heartbeat writes metrics.json, but ex.run() stops waiting for it after 2 s
+            # (Run._stop_heartbeat): at 1,000,000 points it is still writing then. Wait, so the
+            # points are on disk when the timing stops, as for every other tool.
+            if run._heartbeat is not None:
+                run._heartbeat.join()
             return dict(span)
 
         return trial
