@@ -148,8 +148,27 @@ def execute(run: Run, quick: bool, venv_error: str | None = None) -> Row:
     return Row(run, result=result)
 
 
+def warm_up(tools: list[str]) -> None:
+    """Run each tool's quick trials once, untimed, before the timed runs.
+
+    Why: the first process of a run pays for cold caches (the OS page cache of the venv's
+    modules, our environment cache, the CPU's clock ramp); in one full run our very first
+    row came out 1.8× slower than the same row re-run a minute later. A failure here is
+    left for the timed run to report.
+    """
+    for tool in tools:
+        t0 = time.perf_counter()
+        try:
+            peers_venv.run_peer(tool, "trials", quick=True, reps=1, variant="local" if tool == OURS else None,
+                                timeout=RUN_TIMEOUT_S)
+        except FAILURES as exc:
+            log.info("warm-up of %s failed (its runs will say why): %s", tool, _failure(exc))
+        log.info("warm-up %-18s %.1f s", tool, time.perf_counter() - t0)
+
+
 def execute_all(runs: list[Run], quick: bool, jobs: int) -> list[Row]:
-    """Every run, ``jobs`` processes at a time, rows in plan order; the peers venv is built first."""
+    """Every run, ``jobs`` processes at a time, rows in plan order; the peers venv is built first
+    and, for a full run, every tool warmed up (:func:`warm_up`)."""
     venv_error = None
     if any(run.tool != OURS for run in runs):
         try:
@@ -157,6 +176,8 @@ def execute_all(runs: list[Run], quick: bool, jobs: int) -> list[Row]:
         except (OSError, subprocess.SubprocessError) as exc:
             log.error("the peers venv could not be built, every peer is reported as an error: %s", exc)
             venv_error = f"peers venv not built: {_failure(exc)}"
+    if not quick:
+        warm_up([tool for tool in dict.fromkeys(run.tool for run in runs) if venv_error is None or tool == OURS])
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(lambda run: execute(run, quick, venv_error), runs))
 

@@ -111,6 +111,28 @@ def test_a_peer_that_cannot_be_installed_is_an_error_row(compare, monkeypatch):
     assert grid[1][2] == "sacred" and grid[1][4] == "—" and "peers venv not built" in grid[1][-1]
 
 
+def test_a_full_run_warms_every_tool_up_once_untimed(compare, monkeypatch):
+    calls = []
+
+    def fake_run_peer(tool, workload, **kwargs):
+        calls.append((tool, workload, kwargs.get("quick"), kwargs.get("variant")))
+        if tool == "mlflow" and kwargs.get("quick"):
+            raise RuntimeError("mlflow_bench.py failed (exit 1): boom")  # a failed warm-up is not fatal
+        return {"tool": tool, "version": "1", "figure": 1.0, "unit": "ms", "reps": 1, "figures": {}}
+
+    monkeypatch.setattr(compare.peers_venv, "ensure", lambda *a, **k: "python")
+    monkeypatch.setattr(compare.peers_venv, "run_peer", fake_run_peer)
+    runs = [compare.Run("daskperiment", "import", None, 1, "local"), compare.Run("mlflow", "import", None, 1),
+            compare.Run("mlflow", "history", 5, 1)]
+    rows = compare.execute_all(runs, quick=False, jobs=1)
+    assert calls[:2] == [("daskperiment", "trials", True, "local"), ("mlflow", "trials", True, None)]
+    assert [c[:2] for c in calls[2:]] == [("daskperiment", "import"), ("mlflow", "import"), ("mlflow", "history")]
+    assert all(row.result for row in rows)
+    calls.clear()
+    compare.execute_all(runs[:1], quick=True, jobs=1)
+    assert [c[1] for c in calls] == ["import"]  # no warm-up in a smoke run
+
+
 def test_sweep_runs_on_a_local_cluster(tmp_path):
     result = _json_line([str(BENCHMARKS / "bench_sweep.py"), "--n", "4"], tmp_path)
     assert result["n"] == 4 and result["rounds"] >= 1
