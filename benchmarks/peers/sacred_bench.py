@@ -88,7 +88,8 @@ class Sacred(Tool):
         (run_dir,) = [d for d in (handle / "runs").iterdir() if d.name.isdigit()]
         metric = json.loads((run_dir / "metrics.json").read_text())[METRIC_KEY]
         return pd.DataFrame({"step": metric["steps"], "value": metric["values"],
-                             "timestamp": pd.to_datetime(metric["timestamps"])})
+                             # isoformat() drops ".000000" when the microseconds are 0: ISO8601, not one inferred format
+                             "timestamp": pd.to_datetime(metric["timestamps"], format="ISO8601")})
 
 
 if __name__ == "__main__":
