@@ -133,14 +133,14 @@ def _failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {(lines or ['no output'])[-1][:200]}"
 
 
-def execute(run: Run, quick: bool, venv_error: str | None = None) -> Row:
+def execute(run: Run, quick: bool, venv_error: str | None = None, extra: tuple[str, ...] = ()) -> Row:
     """Run one workload in its own process; a failure becomes an error row, never an abort."""
     if venv_error is not None and run.tool != OURS:
         return Row(run, error=venv_error)
     t0 = time.perf_counter()
     try:
         result = peers_venv.run_peer(run.tool, run.workload, n=run.n, reps=run.reps, variant=run.variant,
-                                     quick=quick, timeout=RUN_TIMEOUT_S)
+                                     quick=quick, extra=extra, timeout=RUN_TIMEOUT_S)
     except FAILURES as exc:
         log.warning("%s %s n=%s failed: %s", run.label, run.workload, run.n, exc)
         return Row(run, error=_failure(exc))
@@ -148,7 +148,7 @@ def execute(run: Run, quick: bool, venv_error: str | None = None) -> Row:
     return Row(run, result=result)
 
 
-def warm_up(tools: list[str]) -> None:
+def warm_up(tools: list[str], extra: tuple[str, ...] = ()) -> None:
     """Run each tool's quick trials once, untimed, before the timed runs.
 
     Why: the first process of a run pays for cold caches (the OS page cache of the venv's
@@ -160,15 +160,17 @@ def warm_up(tools: list[str]) -> None:
         t0 = time.perf_counter()
         try:
             peers_venv.run_peer(tool, "trials", quick=True, reps=1, variant="local" if tool == OURS else None,
-                                timeout=RUN_TIMEOUT_S)
+                                extra=extra, timeout=RUN_TIMEOUT_S)
         except FAILURES as exc:
             log.info("warm-up of %s failed (its runs will say why): %s", tool, _failure(exc))
         log.info("warm-up %-18s %.1f s", tool, time.perf_counter() - t0)
 
 
-def execute_all(runs: list[Run], quick: bool, jobs: int) -> list[Row]:
+def execute_all(runs: list[Run], quick: bool, jobs: int, scratch: pathlib.Path | None = None) -> list[Row]:
     """Every run, ``jobs`` processes at a time, rows in plan order; the peers venv is built first
-    and, for a full run, every tool warmed up (:func:`warm_up`)."""
+    and, for a full run, every tool warmed up (:func:`warm_up`). ``scratch``: where the tools'
+    stores go (default: the system temp dir)."""
+    extra = ("--tmp", str(scratch)) if scratch is not None else ()
     venv_error = None
     if any(run.tool != OURS for run in runs):
         try:
@@ -177,9 +179,10 @@ def execute_all(runs: list[Run], quick: bool, jobs: int) -> list[Row]:
             log.error("the peers venv could not be built, every peer is reported as an error: %s", exc)
             venv_error = f"peers venv not built: {_failure(exc)}"
     if not quick:
-        warm_up([tool for tool in dict.fromkeys(run.tool for run in runs) if venv_error is None or tool == OURS])
+        warm_up([tool for tool in dict.fromkeys(run.tool for run in runs) if venv_error is None or tool == OURS],
+                extra)
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(lambda run: execute(run, quick, venv_error), runs))
+        return list(pool.map(lambda run: execute(run, quick, venv_error, extra), runs))
 
 
 def run_sweep(quick: bool) -> dict[str, Any] | str:
@@ -324,6 +327,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workloads", help="comma-separated: trials, metrics, history, metric_read, import, sweep")
     parser.add_argument("--jobs", type=int, help="processes at a time (default 1; --quick: 2). More than one "
                         "disturbs the figures: fine for a smoke run, not for results")
+    parser.add_argument("--scratch", type=pathlib.Path, help="parent of every tool's store (a real disk, not "
+                        "tmpfs; default: the system temp dir). File creation cost differs between folders of one "
+                        "disk: the file-heavy peers feel it most")
     parser.add_argument("--results", type=pathlib.Path, help="write the dated section into this Markdown file")
     parser.add_argument("--json", type=pathlib.Path, help="also write every raw result to this file")
     parser.add_argument("--from-json", type=pathlib.Path, help="render the table (and --results) from a file "
@@ -345,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         workloads = set(args.workloads.split(",")) if args.workloads else None
         command = "python benchmarks/compare.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
         runs = plan(args.quick, only, workloads)
-        rows = execute_all(runs, args.quick, args.jobs or (2 if args.quick else 1)) + not_run(runs)
+        if args.scratch is not None:
+            args.scratch.mkdir(parents=True, exist_ok=True)
+        rows = execute_all(runs, args.quick, args.jobs or (2 if args.quick else 1), args.scratch) + not_run(runs)
         ours_wanted = only is None or OURS in {label.split("[")[0] for label in only}
         sweep = run_sweep(args.quick) if ours_wanted and (workloads is None or "sweep" in workloads) else None
         facts = machine_facts(rows)

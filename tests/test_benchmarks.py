@@ -133,6 +133,19 @@ def test_a_full_run_warms_every_tool_up_once_untimed(compare, monkeypatch):
     assert [c[1] for c in calls] == ["import"]  # no warm-up in a smoke run
 
 
+def test_scratch_folder_reaches_every_run(compare, monkeypatch, tmp_path):
+    extras = []
+
+    def fake_run_peer(tool, workload, **kwargs):
+        extras.append(kwargs.get("extra"))
+        return {"tool": tool, "version": "1", "figure": 1.0, "unit": "ms", "reps": 1, "figures": {}}
+
+    monkeypatch.setattr(compare.peers_venv, "run_peer", fake_run_peer)
+    compare.execute_all([compare.Run("daskperiment", "import", None, 1, "local")], quick=False, jobs=1,
+                        scratch=tmp_path)
+    assert extras == [("--tmp", str(tmp_path))] * 2  # the warm-up and the run
+
+
 def test_sweep_runs_on_a_local_cluster(tmp_path):
     result = _json_line([str(BENCHMARKS / "bench_sweep.py"), "--n", "4"], tmp_path)
     assert result["n"] == 4 and result["rounds"] >= 1
