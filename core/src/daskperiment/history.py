@@ -23,23 +23,58 @@ def _local_datetimes(timestamps: list[Any]) -> np.ndarray:
     return stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
 
 
+def _parameter_names(parameters: list[dict]) -> list[str]:
+    """Every parameter name, in first-seen order.
+
+    Fast path for the usual history, where every trial has the same names: the first row's
+    names are all of them when every row has that many names and each of them (checked by
+    the caller's ``itemgetter``) — ``map(len)`` is a C loop, ``chain`` over 100,000 dicts is not.
+    """
+    first = parameters[0] if parameters else {}
+    if all(n == len(first) for n in set(map(len, parameters))):
+        return list(first)
+    return list(dict.fromkeys(itertools.chain.from_iterable(parameters)))
+
+
+def _column(values: list[Any], index: pd.Index) -> pd.Series:
+    """One column with the dtype pandas infers for an object array (``infer_objects``); numbers
+    straight from ``np.array``, which does the same for them at twice the speed."""
+    first = values[0] if values else None
+    numeric = isinstance(first, (int, float, np.number)) and not isinstance(first, bool)
+    if numeric and bool not in set(map(type, values)):  # np.array would turn [1, True] into ints
+        try:
+            array = np.array(values)
+        except (ValueError, TypeError):
+            array = None
+        if array is not None and array.ndim == 1 and array.dtype.kind in "if":
+            return pd.Series(array, index=index, copy=False)
+    return pd.Series(values, index=index, dtype=object).infer_objects()
+
+
 def _parameter_columns(parameters: list[Any], index: pd.Index) -> dict[str, pd.Series]:
     """Parameter dicts → one column per name (NaN where a trial lacked it), names in first-seen order.
 
-    C-level loops where they exist (``chain``, ``map``, ``itemgetter``) and dtype
-    inference on object arrays: about 4x faster than ``pd.DataFrame(list_of_dicts)``
-    on 100,000 trials, with the same dtypes.
+    C-level loops where they exist (``map``, ``itemgetter``) and dtype inference on
+    arrays: about 5x faster than ``pd.DataFrame(list_of_dicts)`` on 100,000 trials,
+    with the same dtypes.
     """
     if None in parameters:
         parameters = [row or {} for row in parameters]
+    names = _parameter_names(parameters)
     columns = {}
-    for name in dict.fromkeys(itertools.chain.from_iterable(parameters)):
+    for name in names:
         try:
             values = list(map(operator.itemgetter(name), parameters))
-        except KeyError:  # some trials lack it
-            values = [row.get(name, np.nan) for row in parameters]
-        columns[name] = pd.Series(values, index=index, dtype=object).infer_objects()
+        except KeyError:  # some trials lack it: then the fast path's names may be incomplete too
+            return _parameter_columns_slow(parameters, index)
+        columns[name] = _column(values, index)
     return columns
+
+
+def _parameter_columns_slow(parameters: list[dict], index: pd.Index) -> dict[str, pd.Series]:
+    """Trials with different parameter names: every name ever seen, NaN where missing."""
+    return {name: _column([row.get(name, np.nan) for row in parameters], index)
+            for name in dict.fromkeys(itertools.chain.from_iterable(parameters))}
 
 
 @contextlib.contextmanager
@@ -67,7 +102,8 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
     keep their dtypes; ``Success`` is a nullable boolean only while some trial is
     unfinished.
     """
-    index = pd.Index(columns["trial_id"], name="Trial ID", dtype="int64")
+    ids = columns["trial_id"]
+    index = pd.Index(np.fromiter(ids, dtype=np.int64, count=len(ids)), name="Trial ID")
     success, finished, description = columns["success"], columns["finished"], columns["description"]
     result = columns["result"]
     if None in success:  # running, or its process died: no outcome yet
