@@ -24,6 +24,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from .environment import is_failure
+
 logger = logging.getLogger("daskperiment")
 
 ENV_CACHE_DIR = "DASKPERIMENT_CACHE_DIR"
@@ -63,10 +65,6 @@ def installed_distributions() -> list[str]:
     return sorted(found)
 
 
-def _has_error(sections: dict[str, Any]) -> bool:
-    return any(isinstance(value, dict) and "error" in value for value in sections.values())
-
-
 def cached_sections(name: str, key: Any, collect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``collect()``'s sections, from the cache when an entry for ``(name, key)`` exists.
 
@@ -84,7 +82,7 @@ def cached_sections(name: str, key: Any, collect: Callable[[], dict[str, Any]]) 
     except (OSError, ValueError):
         pass  # missing, unreadable or torn: collect again
     sections = collect()
-    if not _has_error(sections):
+    if not any(map(is_failure, sections.values())):
         _write(path, sections)
     return sections
 

@@ -122,9 +122,14 @@ def _run(impls: list[Any]) -> dict[str, dict[str, Any]]:
     return results
 
 
+def is_failure(section: Any) -> bool:
+    """A section recording a collector's failure (``{"error": ...}``) rather than what it found."""
+    return isinstance(section, dict) and "error" in section
+
+
 def _log_failures(sections: Mapping[str, Any]) -> None:
     for name, value in sections.items():
-        if isinstance(value, dict) and "error" in value:
+        if is_failure(value):
             key = f"{name}: {value['error']}"
             if key not in _logged_failures:
                 _logged_failures.add(key)
