@@ -7,43 +7,22 @@ results. Backends are picklable (Dask ships them to workers) and reconnect
 lazily after unpickling. The conformance suite in
 :mod:`daskperiment.testing.backend` checks every guarantee written here.
 
-Trial records are dicts with these keys (missing keys read as ``None``):
-
-* written by :meth:`Backend.start_trial`: ``parameters`` (dict), ``seed`` (int),
-  ``started`` (POSIX timestamp), ``code`` and ``environment`` (content digests,
-  see :meth:`Backend.save_document`), ``host``, ``pid``;
-* written by :meth:`Backend.finish_trial`: ``finished`` (timestamp),
-  ``process_time`` (seconds), ``success`` (bool), ``result`` (JSON-able value),
-  ``result_pickle`` (bytes, only for results that are not plain data),
-  ``result_type`` (str), ``description`` and ``traceback`` (str).
+Trial records are dicts whose fields are spelled out once, in
+:mod:`daskperiment.records` (:class:`~daskperiment.records.TrialStart` written by
+:meth:`Backend.start_trial`, :class:`~daskperiment.records.TrialOutcome` by
+:meth:`Backend.finish_trial`); missing keys read as ``None``.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-#: How many distinct inputs per step the purity record remembers; the oldest
-#: entries are dropped beyond it so the record cannot grow forever.
-STEP_HASH_LIMIT = 10_000
+from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, MetricSeries, TrialOutcome, TrialRecord, TrialStart
 
-TRIAL_FIELDS = ("parameters", "seed", "started", "code", "environment", "host", "pid", "finished",
-                "process_time", "success", "result", "result_pickle", "result_type", "description",
-                "traceback")
-
-
-#: The columns ``get_history`` needs (see :meth:`Backend.load_history`).
-HISTORY_FIELDS = ("trial_id", "parameters", "seed", "finished", "process_time", "success", "result",
-                  "result_type", "description")
-
-
-class MetricSeries(NamedTuple):
-    """All points of one metric in one trial, in the order they were saved."""
-
-    epochs: np.ndarray
-    values: np.ndarray
+__all__ = ["Backend", "HISTORY_FIELDS", "STEP_HASH_LIMIT", "MetricSeries"]
 
 
 class Backend(abc.ABC):
@@ -77,14 +56,14 @@ class Backend(abc.ABC):
 
     # ---- trials -----------------------------------------------------------
     @abc.abstractmethod
-    def start_trial(self, record: Mapping[str, Any]) -> int:
+    def start_trial(self, record: TrialStart) -> int:
         """Atomically allocate the next trial id (1, 2, …) and store ``record``.
 
         Concurrent callers (threads, processes, hosts) always get distinct ids.
         """
 
     @abc.abstractmethod
-    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
+    def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
         """Store the outcome of a started trial (one atomic write)."""
 
     @abc.abstractmethod
@@ -92,7 +71,7 @@ class Backend(abc.ABC):
         """The highest allocated trial id, 0 when there is none."""
 
     @abc.abstractmethod
-    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
         """Trial records (each with ``trial_id``) sorted by id; all when ``trial_ids`` is None."""
 
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
@@ -152,7 +131,7 @@ class Backend(abc.ABC):
         Keeps at most :data:`STEP_HASH_LIMIT` inputs per step (oldest dropped).
         """
 
-    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
+    def complete_trial(self, trial_id: int, outcome: TrialOutcome,
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """End of a trial: :meth:`swap_step_hashes` then :meth:`finish_trial`; returns the swap's answer.
 

@@ -31,8 +31,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from daskperiment.backends import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend, MetricSeries
+from daskperiment.backends import Backend
 from daskperiment.errors import BackendError
+from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
+                                  MetricSeries, TrialOutcome, TrialRecord, TrialStart)
 
 logger = logging.getLogger("daskperiment.local")
 
@@ -42,7 +44,7 @@ T = TypeVar("T")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
     trial_id INTEGER PRIMARY KEY, parameters TEXT, seed INTEGER, started REAL, code TEXT,
-    environment TEXT, host TEXT, pid INTEGER, finished REAL, process_time REAL, success INTEGER,
+    environment TEXT, host TEXT, pid INTEGER, sweep TEXT, finished REAL, process_time REAL, success INTEGER,
     result TEXT, result_pickle BLOB, result_type TEXT, description TEXT, traceback TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
     seq INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL, key TEXT NOT NULL,
@@ -55,10 +57,8 @@ CREATE TABLE IF NOT EXISTS step_hashes (
 CREATE INDEX IF NOT EXISTS step_hashes_recency ON step_hashes (step);
 """
 
-START_FIELDS = ("parameters", "seed", "started", "code", "environment", "host", "pid")
-FINISH_FIELDS = ("finished", "process_time", "success", "result", "result_pickle", "result_type",
-                 "description", "traceback")
-JSON_FIELDS = ("parameters", "result")
+#: Columns added after the first release, for databases created before them: (column, type).
+ADDED_COLUMNS = (("sweep", "TEXT"),)
 
 
 def _dumps(value: Any) -> str:
@@ -74,11 +74,25 @@ def _initialise(conn: sqlite3.Connection) -> None:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            _add_columns(conn)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == 99:
                 raise
             time.sleep(0.01 * (1 + attempt % 10))
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database created by an earlier version up to :data:`ADDED_COLUMNS` (idempotent;
+    ``ALTER TABLE`` holds the write lock, so two processes cannot add a column twice)."""
+    existing = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+    for column, kind in ADDED_COLUMNS:
+        if column not in existing:
+            try:
+                conn.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def _loads_column(texts: Iterable[str | None]) -> list[Any]:
@@ -141,17 +155,17 @@ class LocalBackend(Backend):
             self._local.conn = None
 
     # ---- trials ---------------------------------------------------------------
-    def start_trial(self, record: Mapping[str, Any]) -> int:
+    def start_trial(self, record: TrialStart) -> int:
         values = [_dumps(record.get(f)) if f in JSON_FIELDS else record.get(f) for f in START_FIELDS]
         cursor = self._db().execute(
             f"INSERT INTO trials ({', '.join(START_FIELDS)}) VALUES ({', '.join('?' * len(START_FIELDS))})",
             values)
         return int(cursor.lastrowid)
 
-    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
-        values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in FINISH_FIELDS]
+    def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
+        values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS]
         self._db().execute(
-            f"UPDATE trials SET {', '.join(f'{f} = ?' for f in FINISH_FIELDS)} WHERE trial_id = ?",
+            f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
             [*values, trial_id])
 
     def last_trial_id(self) -> int:
@@ -159,10 +173,10 @@ class LocalBackend(Backend):
             return 0
         return self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0]
 
-    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
         if not self.database.exists():
             return []
-        fields = ("trial_id", *START_FIELDS, *FINISH_FIELDS)
+        fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS)
         sql = f"SELECT {', '.join(fields)} FROM trials"
         args: list[Any] = []
         if trial_ids is not None:
@@ -297,7 +311,7 @@ class LocalBackend(Backend):
             return []
         return self._write_transaction(lambda db: self._swap_in_transaction(db, entries))
 
-    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
+    def complete_trial(self, trial_id: int, outcome: TrialOutcome,
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
         def both(db: sqlite3.Connection) -> list[str | None]:

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
-from daskperiment.backends import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend, MetricSeries
-from daskperiment.backends.base import TRIAL_FIELDS
+from daskperiment.backends import Backend
+from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, MetricSeries
 from daskperiment.errors import BackendError
 
 from . import chunks, codec
@@ -49,7 +49,7 @@ INDEXES = (
     (("category", 1), ("step", 1), ("seq", 1)),  # purity record: recency per step, pruning
 )
 #: Fields encoded with :mod:`.codec` (plain data that may hold any key or number).
-CODEC_FIELDS = ("parameters", "result")
+CODEC_FIELDS = JSON_FIELDS
 #: Trial documents per cursor batch (pymongo's default of 101 costs a round trip per 50 trials).
 BATCH_DOCUMENTS = 10_000
 #: Prune the purity record after this many new entries per process, not on every trial.

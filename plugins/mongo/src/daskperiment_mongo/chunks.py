@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from daskperiment.backends import MetricSeries
+from daskperiment.records import MetricSeries
 
 #: Payload bytes per chunk document: far below the 16 MB limit, large enough that
 #: 10 million points (160 MB) take only ~150 documents.

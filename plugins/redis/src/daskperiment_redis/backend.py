@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from daskperiment.backends import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend, MetricSeries
-from daskperiment.backends.base import TRIAL_FIELDS
+from daskperiment.backends import Backend
+from daskperiment import records
+from daskperiment.records import HISTORY_FIELDS, START_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, MetricSeries
 
 from . import scripts
 from .codec import decode_metric_chunks, dumps, encode_metric_chunks
@@ -39,8 +40,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("daskperiment.redis")
 
-START_FIELDS = ("parameters", "seed", "started", "code", "environment", "host", "pid")
-OUTCOME_FIELDS = ("finished", "process_time", "success", "result", "result_type", "description")
+#: Outcome fields kept in the outcome hash; the traceback and the pickle have hashes of their
+#: own so that history never transfers them.
+OUTCOME_FIELDS = tuple(f for f in records.OUTCOME_FIELDS if f not in ("traceback", "result_pickle"))
 #: Trial ids per ``HMGET``: keeps each command short so other clients are not held up.
 BATCH_IDS = 5_000
 

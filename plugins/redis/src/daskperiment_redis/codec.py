@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from daskperiment.backends import MetricSeries
+from daskperiment.records import MetricSeries
 
 #: Points per metric chunk: one Redis value stays far below the 512 MB limit.
 CHUNK_POINTS = 1 << 20

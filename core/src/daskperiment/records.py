@@ -1,0 +1,112 @@
+"""The trial record schema: the one place its fields are spelled out.
+
+This is the ground floor of the package (it imports nothing of daskperiment), so
+backends, history, the trial pipeline, the dashboard and third-party backends all
+build on the same names. A trial record is a plain dict made of two parts written
+at different times:
+
+* :class:`TrialStart`, stored when the trial id is allocated
+  (:meth:`daskperiment.Backend.start_trial`);
+* :class:`TrialOutcome`, stored once the graph has run
+  (:meth:`daskperiment.Backend.finish_trial`).
+
+Every value is plain data (JSON-able) except ``result_pickle``, the only bytes
+field, present only when the record says the result is not plain data. Missing
+keys read as ``None``: a trial whose process died has a start and no outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypedDict
+
+import numpy as np
+
+__all__ = [
+    "HISTORY_FIELDS", "OUTCOME_FIELDS", "SHOWN_FIELDS", "START_FIELDS", "STEP_HASH_LIMIT", "TRIAL_FIELDS",
+    "VERBOSE_FIELDS", "JSON_FIELDS", "MetricSeries", "StepHash", "StepRun", "TrialOutcome", "TrialRecord",
+    "TrialStart", "empty_record",
+]
+
+
+class TrialStart(TypedDict, total=False):
+    """Written when the trial starts, before any step runs."""
+
+    parameters: dict[str, Any]  #: name → plain-data value, as the trial ran with
+    seed: int  #: the seed every seeder got in the driver and before each step
+    started: float  #: POSIX timestamp
+    code: str | None  #: digest of the ``code`` document (see ``Backend.save_document``)
+    environment: str | None  #: digest of the ``environment`` document
+    host: str
+    pid: int
+    sweep: str | None  #: id of the sweep this trial belongs to, ``None`` for a lone trial
+
+
+class TrialOutcome(TypedDict, total=False):
+    """Written once, when the graph has run (or failed)."""
+
+    finished: float  #: POSIX timestamp
+    process_time: float  #: seconds of wall time spent computing the graph
+    success: bool
+    result: Any  #: the result when plain data, else its (bounded) repr
+    result_pickle: bytes | None  #: cloudpickle of a result that is not plain data
+    result_type: str | None  #: ``str(type(result))``
+    description: str | None  #: ``"ZeroDivisionError(division by zero)"`` for a failed trial
+    traceback: str | None
+
+
+class TrialRecord(TrialStart, TrialOutcome, total=False):
+    """A whole trial as ``Backend.load_trials`` returns it."""
+
+    trial_id: int
+
+
+#: Fields of :class:`TrialStart` and :class:`TrialOutcome`, in storage order.
+START_FIELDS: tuple[str, ...] = tuple(TrialStart.__annotations__)
+OUTCOME_FIELDS: tuple[str, ...] = tuple(TrialOutcome.__annotations__)
+TRIAL_FIELDS: tuple[str, ...] = START_FIELDS + OUTCOME_FIELDS
+
+#: Fields holding arbitrary JSON values (the others are scalars: numbers, text, bytes).
+JSON_FIELDS: tuple[str, ...] = ("parameters", "result")
+
+#: The columns ``Backend.load_history`` may be asked for.
+HISTORY_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "seed", "finished", "process_time", "success",
+                                   "result", "result_type", "description", "sweep")
+#: What ``get_history()`` reads; ``get_history(verbose=True)`` reads :data:`VERBOSE_FIELDS`.
+SHOWN_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "finished", "process_time", "success", "result",
+                                 "description")
+VERBOSE_FIELDS: tuple[str, ...] = (*SHOWN_FIELDS, "seed", "result_type", "sweep")
+
+#: How many distinct inputs per step the purity record remembers; the oldest
+#: entries are dropped beyond it so the record cannot grow forever.
+STEP_HASH_LIMIT = 10_000
+
+
+def empty_record(trial_id: int) -> dict[str, Any]:
+    """A record with every field ``None``: what a backend fills from what it stored."""
+    return {"trial_id": trial_id, **dict.fromkeys(TRIAL_FIELDS)}
+
+
+class StepHash(NamedTuple):
+    """One step call's purity entry: the same input hash must give the same output hash."""
+
+    step: str
+    input_hash: str
+    output_hash: str
+
+
+class MetricSeries(NamedTuple):
+    """All points of one metric in one trial, in the order they were saved."""
+
+    epochs: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class StepRun:
+    """One finished step call, as passed to the ``step_finished`` hook."""
+
+    name: str
+    duration: float  #: seconds spent in the step (bookkeeping included)
+    error: BaseException | None = None
+    persisted: bool = False
