@@ -16,7 +16,7 @@ def test_import_has_no_side_effects(tmp_path):
         assert set(os.listdir('.')) == before, 'files created'
         assert logging.getLogger().handlers == [], 'root handlers added'
         assert logging.getLogger('daskperiment').handlers == [], 'package handlers added'
-        assert plugins._manager is None, 'plugins loaded at import'
+        assert plugins._host is None, 'plugins loaded at import'
         assert environment._future is None, 'environment collected at import'
         print('ok')
     """)

@@ -1,21 +1,32 @@
 """daskperiment: reproducible machine-learning experiments on Dask.
 
 Importing this package has no side effects: no files, no log handlers, no
-environment collection, no plugin loading (plugins load on first use).
+environment collection, no plugin loading (plugins load on first use). The
+public classes load on first access, so ``import daskperiment.backends`` (what
+a backend plugin needs) does not import the experiment machinery above it.
 """
 
 from __future__ import annotations
 
-from .backends import Backend
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (BackendError, BackendUnavailableError, DaskperimentError, LockedTrialError,
                      MetricNotFoundError, ParameterUndeclaredError, ParameterUndefinedError,
                      PersistedResultNotFoundError, ScriptArgumentError, TrialIDNotFoundError,
                      TrialNotFoundError, UnknownBackendError, UsageError)
-from .experiment import Experiment
 from .hookspecs import hookimpl
-from .parameters import Parameter
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .experiment import Experiment
+    from .parameters import Parameter
 
 __version__ = "1.0.0.dev0"
+
+#: Public name → the module that defines it, imported on first access (PEP 562).
+_LAZY = {"Experiment": "daskperiment.experiment", "Parameter": "daskperiment.parameters",
+         "Backend": "daskperiment.backends"}
 
 __all__ = [
     "Experiment", "Parameter", "Backend", "hookimpl", "__version__",
@@ -24,3 +35,16 @@ __all__ = [
     "PersistedResultNotFoundError", "MetricNotFoundError", "TrialNotFoundError", "ScriptArgumentError",
     "UsageError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'daskperiment' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

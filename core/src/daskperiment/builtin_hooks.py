@@ -14,23 +14,8 @@ import platform
 import random
 import sys
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
 
 from .hookspecs import hookimpl
-
-
-@hookimpl(trylast=True)
-def make_backend(experiment_id: str, target: Any):
-    """Dispatch URI strings by scheme through the backend registry."""
-    if not isinstance(target, str):
-        return None
-    from .backends.registry import get_backend_registry
-
-    registry = get_backend_registry()
-    backend_cls = registry.get(urlsplit(target).scheme)
-    if backend_cls is None:
-        raise registry.unknown(target)
-    return backend_cls.from_uri(experiment_id, target)
 
 
 _PLAIN_ATOMS = (int, float, str, bytes, bool, type(None))

@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pathlib
 import sys
 from typing import Any, Sequence
 
-
-def backend_argument(value: str | None) -> Any:
-    """``--backend``: a URI (``scheme://…``) or a directory path; ``None`` for the default."""
-    if value is None:
-        return None
-    return value if "://" in value else pathlib.Path(value)
+from .backends import backend_argument
 
 
 def _experiment(args: argparse.Namespace):

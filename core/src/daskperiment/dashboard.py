@@ -155,7 +155,7 @@ def serve(experiments: Sequence[Experiment], host: str = "127.0.0.1", port: int 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``daskperimentboard EXPERIMENT_ID [...] [--backend …] [--port 5000]``."""
-    from .cli import backend_argument
+    from .backends import backend_argument
     from .experiment import Experiment
 
     parser = argparse.ArgumentParser(prog="daskperimentboard", description="Read-only dashboard.")

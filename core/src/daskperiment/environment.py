@@ -36,6 +36,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from .plugins import Collector, get_plugin_host
+
 logger = logging.getLogger("daskperiment")
 
 #: Seconds one collection waits for all collectors; stragglers are recorded as timed out.
@@ -95,30 +97,30 @@ def _fingerprint(plugin: Any) -> Any:
         return None
 
 
-def _run_one(impl: Any, out: dict[str, Any]) -> None:
+def _run_one(collector: Collector, out: dict[str, Any]) -> None:
     try:
-        result = impl.function()
+        result = collector.collect()
         out["sections"] = {name: _jsonable(value) for name, value in dict(result or {}).items()}
     except Exception as exc:
-        out["sections"] = {impl.plugin_name: {"error": f"{type(exc).__name__}: {exc}"}}
+        out["sections"] = {collector.name: {"error": f"{type(exc).__name__}: {exc}"}}
 
 
-def _run(impls: list[Any]) -> dict[str, dict[str, Any]]:
+def _run(collectors: list[Collector]) -> dict[str, dict[str, Any]]:
     """Sections per plugin name; every collector in its own thread, one shared deadline."""
     started = []
-    for impl in impls:
+    for collector in collectors:
         out: dict[str, Any] = {}
-        thread = threading.Thread(target=_run_one, args=(impl, out), daemon=True,
-                                  name=f"daskperiment-collect-{impl.plugin_name}")
+        thread = threading.Thread(target=_run_one, args=(collector, out), daemon=True,
+                                  name=f"daskperiment-collect-{collector.name}")
         thread.start()
-        started.append((impl, thread, out))
+        started.append((collector, thread, out))
     deadline = time.monotonic() + COLLECTOR_TIMEOUT
     results = {}
-    for impl, thread, out in started:
+    for collector, thread, out in started:
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive() or "sections" not in out:
-            out["sections"] = {impl.plugin_name: {"error": f"timed out after {COLLECTOR_TIMEOUT:g} s"}}
-        results[impl.plugin_name] = out["sections"]
+            out["sections"] = {collector.name: {"error": f"timed out after {COLLECTOR_TIMEOUT:g} s"}}
+        results[collector.name] = out["sections"]
     return results
 
 
@@ -139,22 +141,20 @@ def _log_failures(sections: Mapping[str, Any]) -> None:
 def _update() -> tuple[str, dict[str, Any]]:
     """Collect what is missing or stale; called with ``_lock`` held."""
     global _snapshot
-    from .plugins import get_plugin_manager
-
-    impls = list(reversed(get_plugin_manager().hook.collect_environment.get_hookimpls()))
+    collectors = get_plugin_host().collectors()
     stale, fingerprints = [], {}
-    for impl in impls:
-        fingerprints[impl.plugin_name] = fingerprint = _fingerprint(impl.plugin)
-        entry = _entries.get(impl.plugin_name)
-        if entry is None or entry.plugin is not impl.plugin or entry.fingerprint != fingerprint:
-            stale.append(impl)
-    names = [impl.plugin_name for impl in impls]
+    for collector in collectors:
+        fingerprints[collector.name] = fingerprint = _fingerprint(collector.plugin)
+        entry = _entries.get(collector.name)
+        if entry is None or entry.plugin is not collector.plugin or entry.fingerprint != fingerprint:
+            stale.append(collector)
+    names = [collector.name for collector in collectors]
     if not stale and _snapshot is not None and list(_entries) == names:
         return _snapshot
     collected = _run(stale) if stale else {}
-    for impl in stale:
-        _entries[impl.plugin_name] = _Collected(impl.plugin, fingerprints[impl.plugin_name],
-                                                collected[impl.plugin_name])
+    for collector in stale:
+        _entries[collector.name] = _Collected(collector.plugin, fingerprints[collector.name],
+                                              collected[collector.name])
     for name in [name for name in _entries if name not in fingerprints]:
         del _entries[name]
     ordered = {name: _entries.pop(name) for name in names}
@@ -170,11 +170,8 @@ def _update() -> tuple[str, dict[str, Any]]:
 
 def collect() -> dict[str, Any]:
     """Run every collector now (ignoring what is cached); failures become sections."""
-    from .plugins import get_plugin_manager
-
-    impls = list(reversed(get_plugin_manager().hook.collect_environment.get_hookimpls()))
     sections: dict[str, Any] = {}
-    for plugin_sections in _run(impls).values():
+    for plugin_sections in _run(get_plugin_host().collectors()).values():
         sections.update(plugin_sections)
     return dict(sorted(sections.items()))
 

@@ -5,23 +5,27 @@ from __future__ import annotations
 import keyword
 import logging
 import threading
+from collections.abc import Mapping
+from types import FrameType
 from typing import Any, Callable, Iterable
 
 import cloudpickle
 import dask
 import pandas as pd
+from dask.delayed import Delayed
 
-from . import environment
-from .backends import Backend, make_backend
+from . import environment, script
+from .backends import Backend
 from .codecontext import CodeContext, join_code
 from .context import current_trial, get_current, require_current
+from .errors import LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError, TrialNotFoundError
+from .history import gc_paused, history_frame, metric_frame
 from .metrics import BATCH_POINTS
-from .errors import (LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError,
-                     TrialNotFoundError)
-from .history import SHOWN_FIELDS, VERBOSE_FIELDS, gc_paused, history_frame, metric_frame
 from .parameters import UNDEFINED, Parameter, ParameterStore
+from .plugins import get_plugin_host
+from .records import SHOWN_FIELDS, VERBOSE_FIELDS, TrialRecord
 from .steps import Step
-from .trial import TrialResult, generate_seed
+from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
 
 logger = logging.getLogger("daskperiment")
 _current_trial = current_trial.get
@@ -65,7 +69,7 @@ class Experiment:
     def __init__(self, id: str, backend: Any = None, seed: int | None = None) -> None:
         _ensure_console_logging()
         self.id = validate_id(id)
-        self._backend: Backend = make_backend(self.id, backend)
+        self._backend: Backend = get_plugin_host().make_backend(self.id, backend)
         self.seed = seed
         self._init_state()
         last = self._backend.last_trial_id()
@@ -221,14 +225,39 @@ class Experiment:
             columns = self._backend.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS)
             return history_frame(columns, verbose=verbose)
 
-    def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None):
+    def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None) -> Any:
         """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`)."""
-        from .dashboard import serve
+        from .dashboard import serve  # the dashboard is a leaf above the experiment: imported on use
 
         return serve([self], host=host, port=port, blocking=blocking)
 
-    # ---- internals used by trial.run_trial ----------------------------------
-    def _trial_record(self, trial_id: int) -> dict[str, Any]:
+    # ---- the trial pipeline (TrialPlanner / StepOwner, see trial.py and steps.py) --------------
+    @property
+    def trial_placeholder(self) -> Delayed:
+        return self._trial_placeholder
+
+    def plan(self, result: Delayed, overrides: Mapping[str, Any], seed: int | None) -> TrialPlan:
+        """Fix everything one trial needs; every check raises before a trial id is used."""
+        graph = result.__dask_graph__()
+        values = self._parameters.snapshot(overrides)
+        bindings = self._parameters.bindings(values, graph)
+        parameters = ParameterStore.recorded(values)
+        seed = self._choose_seed(seed)
+        code_digest, code_text = self._code.store(self._backend)
+        return TrialPlan(self.id, self._backend, graph, result.key, bindings, self._trial_placeholder.key,
+                         parameters, seed, code_digest, code_text, self._environment_digest())
+
+    def trial_started(self, trial: StartedTrial) -> None:
+        self._after_trial_started(trial.trial_id, trial.plan.code_digest, trial.plan.environment_digest)
+
+    def result_created(self, result: TrialResult, caller: FrameType | None) -> None:
+        """Script mode: a result step called as a statement in ``__main__`` runs one trial."""
+        if not self._script_ran and script.is_script_call(caller):
+            self._script_ran = True
+            script.run_script(result)
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _trial_record(self, trial_id: int) -> TrialRecord:
         records = self._backend.load_trials([int(trial_id)])
         if not records:
             raise TrialNotFoundError(f"Trial {trial_id} not found in experiment {self.id!r} "
@@ -275,11 +304,6 @@ class Experiment:
             before = self._backend.load_document("environment", prev_env)
             if before is not None:  # compare the stored documents: exactly what each trial references
                 environment.warn_changes(before, self._backend.load_document("environment", env_digest) or {})
-
-    def _maybe_run_script(self, result: TrialResult) -> None:
-        from .script import maybe_run_script
-
-        maybe_run_script(self, result)
 
 
 def _restore(experiment_id: str, backend: Backend, seed: int | None, parameters: ParameterStore) -> Experiment:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from .backends import MetricSeries
+from .records import MetricSeries
 
 NOT_FINISHED = "Not finished (running, or its process ended before the trial completed)"
 
@@ -70,11 +70,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-#: What :func:`history_frame` reads, plain and verbose (see :meth:`Backend.load_history`).
-SHOWN_FIELDS = ("trial_id", "parameters", "finished", "process_time", "success", "result", "description")
-VERBOSE_FIELDS = (*SHOWN_FIELDS, "seed", "result_type")
 
 
 def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd.DataFrame:

@@ -11,13 +11,12 @@ Specs marked ``firstresult`` stop at the first non-``None`` result.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Mapping, Protocol
 
 import pluggy
 
-if TYPE_CHECKING:
-    from .backends import Backend
-    from .trial import StepRun, TrialRecord
+from .backends import Backend
+from .records import StepRun, TrialOutcome
 
 PROJECT_NAME = "daskperiment"
 
@@ -30,15 +29,24 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 # --------------------------------------------------------------------------
 
 
+class RegisterBackend(Protocol):
+    """The ``register`` callback given to :func:`register_backends`."""
+
+    def __call__(self, scheme: str, backend_cls: type[Backend], extra: str | None = None) -> None: ...
+
+
 @hookspec
-def register_backends(register: Callable[..., None]) -> None:
+def register_backends(register: RegisterBackend) -> None:
     """Register storage backend classes by URI scheme.
 
     Call ``register(scheme, backend_cls, extra=None)`` once per scheme, e.g.
-    ``register("redis", RedisBackend)``. The registry is used to dispatch URI
-    strings, to list what is installed, and to word "unknown backend" errors.
+    ``register("redis", RedisBackend, extra="redis")``. The registry is used to
+    dispatch URI strings, to list what is installed, and to word "unknown backend"
+    errors (``extra`` names the ``pip install 'daskperiment[extra]'`` that brings
+    the plugin; leave it ``None`` for a third-party plugin).
 
-    :param register: callback owned by the host's backend registry.
+    :param register: :meth:`daskperiment.backends.BackendRegistry.register` of the
+        registry being built.
     """
 
 
@@ -123,5 +131,5 @@ def step_finished(experiment_id: str, trial_id: int, step: StepRun) -> None:
 
 
 @hookspec
-def trial_finished(experiment_id: str, trial_id: int, record: TrialRecord) -> None:
+def trial_finished(experiment_id: str, trial_id: int, record: TrialOutcome) -> None:
     """Called in the driver after the trial's outcome has been stored."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
+from typing import Any, Mapping
 
 import dask
 from dask.delayed import Delayed
@@ -57,12 +57,15 @@ class ParameterStore:
             if name not in self._values or default is not UNDEFINED:
                 self._values[name] = default
 
-    def set(self, **values: Any) -> None:
+    def _check_declared(self, values: Mapping[str, Any]) -> None:
         unknown = sorted(set(values) - set(self._values))
         if unknown:
             raise ParameterUndeclaredError(
                 f"Parameter(s) {', '.join(unknown)} not declared in experiment {self.experiment_id!r}; "
                 f"declared: {', '.join(sorted(self._values)) or 'none'}. Declare with ex.parameter(name).")
+
+    def set(self, **values: Any) -> None:
+        self._check_declared(values)
         for name, value in values.items():
             plain_parameter(name, value)
         with self._lock:
@@ -79,20 +82,37 @@ class ParameterStore:
     def defined(self) -> dict[str, Any]:
         return {n: v for n, v in self._values.items() if v is not UNDEFINED}
 
-    def recorded(self) -> dict[str, Any]:
-        """Plain-data copy of every defined parameter, as stored with a trial."""
-        return {n: plain_parameter(n, v) for n, v in self.defined().items()}
+    def snapshot(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The current values with ``overrides`` on top, validated, as one consistent copy.
 
-    def values_for(self, graph: dict) -> dict[str, Any]:
-        """Graph key → value for the parameters the graph uses; all must be defined."""
-        names = [n for n in self._values if self.key(n) in graph]
-        missing = [n for n in names if self._values[n] is UNDEFINED]
+        A trial works on this copy, never on the shared values: another thread calling
+        ``set_parameters`` meanwhile cannot change a trial that is being prepared.
+        """
+        if overrides:
+            self._check_declared(overrides)
+            for name, value in overrides.items():
+                plain_parameter(name, value)
+        with self._lock:
+            values = dict(self._values)
+        if overrides:
+            values.update(overrides)
+        return values
+
+    def bindings(self, values: Mapping[str, Any], graph: Mapping[Any, Any]) -> dict[str, Any]:
+        """Graph key → value for the parameters ``graph`` uses; all must be defined."""
+        names = [n for n in values if self.key(n) in graph]
+        missing = [n for n in names if values[n] is UNDEFINED]
         if missing:
             listing = ", ".join(f"{n}=..." for n in missing)
             raise ParameterUndefinedError(
                 f"Parameter(s) {', '.join(missing)} not defined: call ex.set_parameters({listing}) "
                 "before compute() (no trial was recorded).")
-        return {self.key(n): self._values[n] for n in names}
+        return {self.key(n): values[n] for n in names}
+
+    @staticmethod
+    def recorded(values: Mapping[str, Any]) -> dict[str, Any]:
+        """Plain-data copy of every defined parameter in ``values``, as stored with a trial."""
+        return {n: plain_parameter(n, v) for n, v in values.items() if v is not UNDEFINED}
 
     @property
     def names(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Find, load and list daskperiment plugins.
+"""Find, load and call daskperiment plugins.
 
 Load order (documented in docs/plugins.md, modelled on pytest and tox):
 
@@ -11,6 +11,10 @@ Load order (documented in docs/plugins.md, modelled on pytest and tox):
 4. the essential core plugin is registered (it cannot be blocked);
 5. ``check_pending()`` rejects hook implementations that match no spec;
 6. ``DASKPERIMENT_TRACE_PLUGINS`` routes pluggy tracing into ``logging``.
+
+:class:`PluginHost` is the typed facade over pluggy's manager and the only place
+in daskperiment that calls hooks (tox's ``Plugin`` facade, kedro's injected hook
+manager): the rest of the package asks the host, never ``pm.hook`` directly.
 """
 
 from __future__ import annotations
@@ -19,13 +23,24 @@ import importlib
 import logging
 import os
 import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .backends import Backend, BackendRegistry
 from .errors import UsageError
+from .records import StepRun
+
+__all__ = [
+    "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "ESSENTIAL_PLUGINS", "Collector", "PluginHost", "get_backend_registry",
+    "get_plugin_host", "get_plugin_manager", "list_plugins", "make_backend", "make_plugin_manager",
+    "set_plugin_manager",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +55,10 @@ ENV_DISABLE = "DASKPERIMENT_DISABLE_PLUGINS"
 ENV_ONLY = "DASKPERIMENT_PLUGINS"
 ENV_TRACE = "DASKPERIMENT_TRACE_PLUGINS"
 
-_lock = threading.Lock()
-_manager: pluggy.PluginManager | None = None
+#: Plugin name → the distribution its entry point came from, per manager. Kept here
+#: (weakly, so a dropped manager is forgotten) rather than as an attribute on pluggy's object.
+_distributions: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, metadata.Distribution | None]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _split(value: str | None) -> list[str]:
@@ -77,7 +94,8 @@ def make_plugin_manager(*, autoload: bool | None = None, blocked: tuple[str, ...
     for name in blocked:
         pm.set_blocked(name)
 
-    pm._daskperiment_dists = {}  # type: ignore[attr-defined]
+    dists: dict[str, metadata.Distribution | None] = {}
+    _distributions[pm] = dists
     if autoload:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
@@ -91,7 +109,7 @@ def make_plugin_manager(*, autoload: bool | None = None, blocked: tuple[str, ...
             except Exception as exc:
                 raise ImportError(f"Error importing daskperiment plugin {ep.name!r} ({label}): {exc}") from exc
             pm.register(plugin, name=ep.name)
-            pm._daskperiment_dists[ep.name] = dist  # type: ignore[attr-defined]
+            dists[ep.name] = dist
 
     for name, module_name in DEFAULT_PLUGINS.items():
         if pm.get_plugin(name) is None and not pm.is_blocked(name) and (only is None or name in only):
@@ -110,43 +128,126 @@ def make_plugin_manager(*, autoload: bool | None = None, blocked: tuple[str, ...
     return pm
 
 
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide manager, built lazily on first use (not at import time)."""
-    global _manager
-    if _manager is None:
-        with _lock:
-            if _manager is None:
-                _manager = make_plugin_manager()
-    return _manager
+@dataclass(frozen=True)
+class Collector:
+    """One plugin's ``collect_environment`` implementation, callable on its own through pluggy."""
+
+    name: str
+    plugin: Any
+    collect: Callable[[], Mapping[str, Any] | None]
 
 
-def set_plugin_manager(pm: pluggy.PluginManager | None) -> None:
-    """Replace the process-wide manager (``None`` rebuilds it lazily); for tests."""
-    global _manager
-    with _lock:
-        _manager = pm
-    from .backends.registry import reset_registry
+class PluginHost:
+    """The hooks daskperiment calls, typed, over one pluggy manager.
 
-    reset_registry()
+    Cheap to build; the backend registry and the collector list are built on first
+    use and rebuilt when plugins are registered or unregistered afterwards.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._lock = threading.Lock()
+        self._registry: tuple[int, BackendRegistry] | None = None
+        self._collectors: tuple[int, list[Collector]] | None = None
+
+    def _generation(self) -> int:
+        """Changes whenever a plugin is registered or unregistered (cache key)."""
+        return hash(tuple(id(plugin) for _, plugin in self.pm.list_name_plugin()))
+
+    # ---- storage backends -------------------------------------------------------------------
+    @property
+    def backends(self) -> BackendRegistry:
+        """Scheme → backend class, from one ``register_backends`` hook call."""
+        generation = self._generation()
+        cached = self._registry
+        if cached is None or cached[0] != generation:
+            with self._lock:
+                registry = BackendRegistry()
+                for name, _, call in self._each_plugin("register_backends"):
+                    call(register=registry.callback(name))
+                cached = self._registry = (generation, registry)
+        return cached[1]
+
+    def make_backend(self, experiment_id: str, target: Any = None) -> Backend:
+        """Turn the ``backend=`` argument of an Experiment into a :class:`Backend`.
+
+        Plugins' ``make_backend`` implementations go first (objects, paths, ``None``);
+        a URI string nobody claimed is dispatched by scheme through the registry.
+        """
+        if isinstance(target, Backend):
+            return target
+        backend = self.pm.hook.make_backend(experiment_id=experiment_id, target=target)
+        if backend is not None:
+            return backend
+        if isinstance(target, str) and "://" in target:
+            return self.backends.from_uri(experiment_id, target)
+        raise self.backends.unknown(target)
+
+    # ---- purity and seeding ---------------------------------------------------------------
+    def hash_value(self, value: Any) -> str | None:
+        return self.pm.hook.hash_value(value=value)
+
+    def seed_random_state(self, seed: int) -> None:
+        self.pm.hook.seed_random_state(seed=seed)
+
+    # ---- environment ------------------------------------------------------------------------
+    def collectors(self) -> list[Collector]:
+        """Each plugin's collector on its own (``subset_hook_caller``), in hook call order, so the
+        environment module can run them in parallel with a deadline and re-run only stale ones."""
+        generation = self._generation()
+        cached = self._collectors
+        if cached is None or cached[0] != generation:
+            collectors = [Collector(name, plugin, _single(call))
+                          for name, plugin, call in self._each_plugin("collect_environment")]
+            cached = self._collectors = (generation, collectors)
+        return cached[1]
+
+    def _each_plugin(self, hook_name: str) -> list[tuple[str, Any, Callable[..., Any]]]:
+        """``(plugin name, plugin, caller)`` per implementation of a hook, in call order; each
+        caller is pluggy's own hook caller restricted to that plugin, so a host can tell plugins
+        apart (whose backend, whose environment section) and still call through pluggy."""
+        impls = list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+        callers = []
+        for impl in impls:
+            others = [other.plugin for other in impls if other.plugin is not impl.plugin]
+            callers.append((impl.plugin_name, impl.plugin, self.pm.subset_hook_caller(hook_name, others)))
+        return callers
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def trial_started(self, experiment_id: str, trial_id: int, parameters: Mapping[str, Any], seed: int) -> None:
+        self.pm.hook.trial_started(experiment_id=experiment_id, trial_id=trial_id, parameters=parameters, seed=seed)
+
+    def step_finished(self, experiment_id: str, trial_id: int, step: StepRun) -> None:
+        self.pm.hook.step_finished(experiment_id=experiment_id, trial_id=trial_id, step=step)
+
+    def trial_finished(self, experiment_id: str, trial_id: int, record: Mapping[str, Any]) -> None:
+        self.pm.hook.trial_finished(experiment_id=experiment_id, trial_id=trial_id, record=record)
+
+    # ---- listing --------------------------------------------------------------------------------
+    def list_plugins(self) -> list[dict[str, Any]]:
+        """Name, distribution, version and implemented hooks of every registered plugin."""
+        dists = _distributions.get(self.pm, {})
+        rows = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda item: item[0]):
+            if plugin is None:
+                continue
+            dist = dists.get(name)
+            if dist is None:
+                dist_name, version = _dist_of(plugin)
+            else:
+                dist_name, version = dist.metadata["Name"], dist.version
+            hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+            rows.append({"name": name, "module": getattr(plugin, "__name__", repr(plugin)),
+                         "distribution": dist_name, "version": version, "hooks": hooks})
+        return rows
 
 
-def list_plugins(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
-    """Name, distribution, version and implemented hooks of every registered plugin."""
-    pm = pm or get_plugin_manager()
-    dists = getattr(pm, "_daskperiment_dists", {})
-    rows = []
-    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
-        if plugin is None:
-            continue
-        dist = dists.get(name)
-        if dist is None:
-            dist_name, version = _dist_of(plugin)
-        else:
-            dist_name, version = dist.metadata["Name"], dist.version
-        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        rows.append({"name": name, "module": getattr(plugin, "__name__", repr(plugin)),
-                     "distribution": dist_name, "version": version, "hooks": hooks})
-    return rows
+def _single(caller: Callable[..., list[Any]]) -> Callable[[], Mapping[str, Any] | None]:
+    def collect() -> Mapping[str, Any] | None:
+        results = caller()
+        return results[0] if results else None
+
+    return collect
 
 
 def _dist_of(plugin: Any) -> tuple[str | None, str | None]:
@@ -157,3 +258,47 @@ def _dist_of(plugin: Any) -> tuple[str | None, str | None]:
         except metadata.PackageNotFoundError:
             continue
     return None, None
+
+
+_lock = threading.Lock()
+_host: PluginHost | None = None
+
+
+def get_plugin_host() -> PluginHost:
+    """The process-wide host, built lazily on first use (not at import time)."""
+    global _host
+    host = _host
+    if host is None:
+        with _lock:
+            if _host is None:
+                _host = PluginHost(make_plugin_manager())
+            host = _host
+    return host
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide pluggy manager (to register plugins at run time, or in tests)."""
+    return get_plugin_host().pm
+
+
+def set_plugin_manager(pm: pluggy.PluginManager | None) -> None:
+    """Replace the process-wide manager (``None`` rebuilds it lazily); for tests."""
+    global _host
+    with _lock:
+        _host = None if pm is None else PluginHost(pm)
+
+
+def list_plugins(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
+    """Name, distribution, version and implemented hooks of every registered plugin."""
+    return (get_plugin_host() if pm is None else PluginHost(pm)).list_plugins()
+
+
+def get_backend_registry() -> BackendRegistry:
+    """The scheme registry of the process-wide plugins."""
+    return get_plugin_host().backends
+
+
+def make_backend(experiment_id: str, target: Any = None) -> Backend:
+    """Turn a ``backend=`` argument into a :class:`Backend` with the process-wide plugins."""
+    return get_plugin_host().make_backend(experiment_id, target)
+

@@ -75,7 +75,7 @@ HISTORY_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "seed", "finished",
 #: What ``get_history()`` reads; ``get_history(verbose=True)`` reads :data:`VERBOSE_FIELDS`.
 SHOWN_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "finished", "process_time", "success", "result",
                                  "description")
-VERBOSE_FIELDS: tuple[str, ...] = (*SHOWN_FIELDS, "seed", "result_type", "sweep")
+VERBOSE_FIELDS: tuple[str, ...] = (*SHOWN_FIELDS, "seed", "result_type")
 
 #: How many distinct inputs per step the purity record remembers; the oldest
 #: entries are dropped beyond it so the record cannot grow forever.

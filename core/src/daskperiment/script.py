@@ -14,13 +14,11 @@ import dis
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import Any
 
 from .errors import DaskperimentError, ScriptArgumentError
-
-if TYPE_CHECKING:
-    from .experiment import Experiment
-    from .trial import TrialResult
+from .trial import TrialResult
 
 logger = logging.getLogger("daskperiment")
 
@@ -62,17 +60,14 @@ def _interactive() -> bool:
     return bool(ipython is not None and getattr(ipython, "get_ipython", lambda: None)())
 
 
-def is_script_call(depth: int = 3) -> bool:
-    """True when the caller is the module-level code of the script run as ``__main__``."""
-    if "pytest" in sys.modules or "_pytest" in sys.modules or _interactive():
+def is_script_call(frame: FrameType | None) -> bool:
+    """True when ``frame`` (the caller of a result step) is the module-level code of the script
+    run as ``__main__``."""
+    if frame is None or "pytest" in sys.modules or "_pytest" in sys.modules or _interactive():
         return False
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     if not main_file or not sys.argv or not sys.argv[0]:
-        return False
-    try:
-        frame = sys._getframe(depth)
-    except ValueError:
         return False
     if frame.f_code.co_name != "<module>" or frame.f_globals.get("__name__") != "__main__":
         return False
@@ -81,7 +76,7 @@ def is_script_call(depth: int = 3) -> bool:
     return _result_discarded(frame)
 
 
-def _result_discarded(frame: Any) -> bool:
+def _result_discarded(frame: FrameType) -> bool:
     """True when the instruction after the current call pops its value (``f(x)`` as a statement)."""
     instructions = list(dis.get_instructions(frame.f_code))
     for i, ins in enumerate(instructions[:-1]):
@@ -90,15 +85,11 @@ def _result_discarded(frame: Any) -> bool:
     return False
 
 
-def maybe_run_script(ex: Experiment, result: TrialResult) -> None:
-    """Run one trial with the command-line parameters if this is a script-mode call."""
-    if ex._script_ran or not is_script_call(depth=4):
-        return
-    ex._script_ran = True
+def run_script(result: TrialResult) -> None:
+    """Run one trial of ``result`` with the command-line parameters and seed; exit on bad arguments."""
     try:
         params, seed = parse_arguments(sys.argv[1:])
-        ex.set_parameters(**params)
-        value = result.compute(seed=seed)
+        value = result.with_parameters(**params).compute(seed=seed)
     except DaskperimentError as exc:
         logger.debug("script argument error", exc_info=True)
         sys.exit(f"{os.path.basename(sys.argv[0])}: error: {exc}")

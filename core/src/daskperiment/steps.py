@@ -10,21 +10,23 @@ user's function: seeding (global seeders, and the step's generator for
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from types import FrameType
+from typing import Any, Callable, Protocol
 
 import cloudpickle
 import dask
 from dask.delayed import Delayed
 
 from .context import TrialContext, current_trial, describe_call
+from .plugins import get_plugin_host
+from .records import StepRun
 from .seeding import StepCall, current_step
-
-if TYPE_CHECKING:
-    from .experiment import Experiment
+from .trial import TrialPlanner, TrialResult
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +41,15 @@ class StepSpec:
     pure: bool = True
 
 
-@dataclass
-class StepRun:
-    """Passed to the ``step_finished`` hook."""
-
-    name: str
-    duration: float
-    error: BaseException | None = None
-    persisted: bool = False
-
-
 def _hash(value: Any) -> str | None:
-    from .plugins import get_plugin_manager
-
-    return get_plugin_manager().hook.hash_value(value=value)
-
-
-def _seed(seed: int) -> None:
-    from .plugins import get_plugin_manager
-
-    get_plugin_manager().hook.seed_random_state(seed=seed)
+    return get_plugin_host().hash_value(value)
 
 
 def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any) -> Any:
     """Run one step inside its trial (or plainly, when computed outside a trial)."""
     if ctx is None:
         return spec.func(*args, **kwargs)
-    from .plugins import get_plugin_manager
-
+    host = get_plugin_host()
     token = current_trial.set(ctx)
     step = StepCall(spec.name, ctx.seed, args, kwargs, _hash)
     step_token = current_step.set(step)
@@ -75,7 +58,7 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
     try:
         if spec.pure:  # hashed before the call: a step may mutate its inputs
             step.input_hash = _hash((spec.name, args, kwargs))
-        _seed(ctx.seed)
+        host.seed_random_state(ctx.seed)
         result = spec.func(*args, **kwargs)
         if spec.persist:
             _persist(spec, ctx, result)
@@ -92,7 +75,7 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         try:
             ctx.metrics.flush()
         finally:
-            get_plugin_manager().hook.step_finished(
+            host.step_finished(
                 experiment_id=ctx.experiment_id, trial_id=ctx.trial_id,
                 step=StepRun(spec.name, time.perf_counter() - start, error, spec.persist and error is None))
 
@@ -106,31 +89,43 @@ def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
     ctx.backend.save_persisted(spec.name, ctx.trial_id, payload)
 
 
+class StepOwner(TrialPlanner, Protocol):
+    """What a :class:`Step` needs from its experiment (implemented by ``Experiment``)."""
+
+    id: str
+
+    @property
+    def trial_placeholder(self) -> Delayed:
+        """The task every step takes first: replaced by the trial's context when a trial runs."""
+
+    def result_created(self, result: TrialResult, caller: FrameType | None) -> None:
+        """Called when an ``@ex.result`` step is called, with the caller's frame (script mode)."""
+
+
 class Step:
     """A decorated function; calling it builds a Delayed task of the experiment."""
 
-    def __init__(self, experiment: Experiment, func: Callable[..., Any], *, persist: bool = False,
+    def __init__(self, owner: StepOwner, func: Callable[..., Any], *, persist: bool = False,
                  pure: bool = True, result: bool = False) -> None:
-        self.experiment = experiment
+        self.owner = owner
         self.spec = StepSpec(func.__name__, func, persist, pure)
         self.is_result = result
         functools.update_wrapper(self, func)
 
     def __repr__(self) -> str:
         kind = "result" if self.is_result else ("persist" if self.spec.persist else "step")
-        return f"<daskperiment {kind} {self.spec.name!r} of experiment {self.experiment.id!r}>"
+        return f"<daskperiment {kind} {self.spec.name!r} of experiment {self.owner.id!r}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Delayed:
         key = f"{self.spec.name}-{uuid.uuid4()}"
-        task = dask.delayed(run_step, pure=False)(self.spec, self.experiment._trial_placeholder, *args,
+        task = dask.delayed(run_step, pure=False)(self.spec, self.owner.trial_placeholder, *args,
                                                   dask_key_name=key, **kwargs)
         if not self.is_result:
             return task
-        from .trial import TrialResult
-
-        result = TrialResult(task.key, task.dask, experiment=self.experiment)
-        self.experiment._maybe_run_script(result)
+        result = TrialResult(task.key, task.dask, planner=self.owner)
+        frame = inspect.currentframe()
+        self.owner.result_created(result, frame.f_back if frame is not None else None)
         return result
 
 
-__all__ = ["Step", "StepSpec", "StepRun", "run_step"]
+__all__ = ["Step", "StepOwner", "StepSpec", "StepRun", "run_step"]

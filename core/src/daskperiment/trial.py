@@ -1,4 +1,12 @@
-"""Running one trial: from ``result.compute()`` to a stored record."""
+"""One trial as a value: *plan* → *start* → *execute* → *complete*.
+
+A :class:`TrialPlan` holds everything a trial needs, fixed before its id is
+allocated: the graph, the parameter values bound into it, the seed, the code and
+environment digests and the backend. The functions below take the plan (and the
+plugin host), never the :class:`~daskperiment.Experiment`: two threads sharing an
+Experiment run two plans and can never see each other's values, and a sweep can
+run many plans in one graph.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +17,107 @@ import socket
 import time
 import traceback
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import dask
-from dask._task_spec import DataNode, convert_legacy_graph
 from dask.delayed import Delayed
+from dask.task_spec import DataNode
 
+from .backends import Backend
 from .context import TrialContext, warn_impure
+from .dask_compat import as_task_graph
+from .plugins import PluginHost, get_plugin_host
+from .records import TrialOutcome, TrialStart
 from .serialization import encode_result
 
-if TYPE_CHECKING:
-    from .experiment import Experiment
+__all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "bind_graph", "complete", "execute",
+           "generate_seed", "run", "start"]
 
 logger = logging.getLogger("daskperiment")
 
-#: A trial record as returned by ``Backend.load_trials`` (a plain dict).
-TrialRecord = dict
+#: The largest seed: every seeder takes it (numpy's legacy seeding stops at 2**32 - 1).
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """Everything one trial needs, decided before its id is allocated."""
+
+    experiment_id: str
+    backend: Backend
+    graph: Mapping[Any, Any]  #: the result's graph, parameters and trial context still unbound
+    result_key: Any
+    bindings: Mapping[Any, Any]  #: graph key → value of each parameter the graph uses
+    placeholder_key: Any  #: the graph key the running trial's context replaces
+    parameters: dict[str, Any]  #: every defined parameter, as recorded (plain data)
+    seed: int
+    code_digest: str
+    code_text: str
+    environment_digest: str
+    sweep: str | None = None
+
+    def start_record(self) -> TrialStart:
+        return {"parameters": self.parameters, "seed": self.seed, "started": time.time(),
+                "code": self.code_digest, "environment": self.environment_digest,
+                "host": socket.gethostname(), "pid": os.getpid(), "sweep": self.sweep}
+
+
+@dataclass
+class StartedTrial:
+    """A planned trial with its id: what execution and completion need."""
+
+    plan: TrialPlan
+    trial_id: int
+    context: TrialContext
+    graph: dict[Any, Any] = field(repr=False)  #: bound graph under per-trial keys
+    result_key: Any
+    started: float = field(default_factory=time.perf_counter)
+
+
+class TrialPlanner(Protocol):
+    """What a :class:`TrialResult` needs from its experiment (implemented by ``Experiment``)."""
+
+    def plan(self, result: Delayed, overrides: Mapping[str, Any], seed: int | None) -> TrialPlan:
+        """Validate and fix everything for one trial; raise before any trial id is used."""
+
+    def trial_started(self, trial: StartedTrial) -> None:
+        """Called once the id is allocated (the experiment warns about code changes)."""
 
 
 class TrialResult(Delayed):
     """The Delayed returned by an ``@ex.result`` step: ``compute()`` runs a recorded trial."""
 
-    __slots__ = ("_experiment",)
+    __slots__ = ("_planner", "_overrides")
 
-    def __init__(self, key: str, dsk: Any, *, experiment: Experiment) -> None:
+    def __init__(self, key: Any, dsk: Any, *, planner: TrialPlanner,
+                 overrides: Mapping[str, Any] | None = None) -> None:
         super().__init__(key, dsk)
-        object.__setattr__(self, "_experiment", experiment)
+        object.__setattr__(self, "_planner", planner)
+        object.__setattr__(self, "_overrides", dict(overrides or {}))
 
     def compute(self, seed: int | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """Run one trial and return its result; ``kwargs`` go to :func:`dask.compute`."""
-        return run_trial(self._experiment, self, seed=seed, dask_kwargs=kwargs)
+        planner: TrialPlanner = self._planner
+        return run(planner.plan(self, self._overrides, seed), dask_kwargs=kwargs,
+                   on_started=planner.trial_started)
 
-    def __reduce__(self):  # a plain Delayed when shipped elsewhere
+    def with_parameters(self, **values: Any) -> TrialResult:
+        """The same result with these parameter values for its trials only.
+
+        ``s.with_parameters(a=1).compute()`` runs a trial with ``a=1`` without touching
+        the experiment's shared values, so threads sharing one experiment never mix
+        their values; parameters not named keep the experiment's current values.
+        """
+        return TrialResult(self.key, self.dask, planner=self._planner, overrides={**self._overrides, **values})
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The values given with :meth:`with_parameters` (the others come from the experiment)."""
+        return dict(self._overrides)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a plain Delayed when shipped elsewhere
         return (Delayed, (self.key, self.dask))
 
 
@@ -48,7 +125,7 @@ def _renamed(key: Any, suffix: str) -> Any:
     return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
 
-def bind_graph(graph: dict, values: dict[Any, Any], suffix: str) -> tuple[dict, dict]:
+def bind_graph(graph: Mapping[Any, Any], values: Mapping[Any, Any], suffix: str) -> tuple[dict, dict]:
     """The graph of one trial: ``values`` inlined, every other task under a per-trial key.
 
     Parameter values and the trial context are inlined into the tasks that use them
@@ -56,72 +133,77 @@ def bind_graph(graph: dict, values: dict[Any, Any], suffix: str) -> tuple[dict, 
     Fresh keys matter on a distributed scheduler, which would otherwise reuse a key's
     stale result from the previous trial.
     """
-    graph = convert_legacy_graph(graph)
-    renames = {key: _renamed(key, suffix) for key in graph if key not in values}
-    subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in values.items() if key in graph}
+    tasks = as_task_graph(graph)
+    renames = {key: _renamed(key, suffix) for key in tasks if key not in values}
+    subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in values.items() if key in tasks}
     subs.update(renames)
-    return {new: graph[old].substitute(subs, key=new) for old, new in renames.items()}, renames
+    return {new: tasks[old].substitute(subs, key=new) for old, new in renames.items()}, renames
 
 
-def run_trial(ex: Experiment, result: TrialResult, *, seed: int | None,
-              dask_kwargs: dict[str, Any]) -> Any:
-    """Validate, allocate a trial id, run the graph, store the outcome, return the result."""
-    from .plugins import get_plugin_manager
-
-    graph = dict(result.__dask_graph__())
-    values = ex._parameters.values_for(graph)  # raises before any trial id is consumed
-    parameters = ex._parameters.recorded()
-    seed = ex._choose_seed(seed)
-    code_digest, code_text = ex._code.store(ex._backend)
-    env_digest = ex._environment_digest()
-
-    record = {"parameters": parameters, "seed": seed, "started": time.time(), "code": code_digest,
-              "environment": env_digest, "host": socket.gethostname(), "pid": os.getpid()}
-    trial_id = ex._backend.start_trial(record)
+def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
+    """Allocate the trial id, store the start record, and bind the graph to this trial."""
+    backend = plan.backend
+    trial_id = backend.start_trial(plan.start_record())
     logger.info("Started Experiment (trial id=%d)", trial_id)
-    pm = get_plugin_manager()
-    pm.hook.trial_started(experiment_id=ex.id, trial_id=trial_id, parameters=parameters, seed=seed)
-    ex._backend.export_code(trial_id, code_text)
-    ex._after_trial_started(trial_id, code_digest, env_digest)
+    host.trial_started(experiment_id=plan.experiment_id, trial_id=trial_id, parameters=plan.parameters,
+                       seed=plan.seed)
+    backend.export_code(trial_id, plan.code_text)
+    context = TrialContext(plan.experiment_id, trial_id, backend, plan.seed)
+    values = {**plan.bindings, plan.placeholder_key: context}
+    graph, keys = bind_graph(plan.graph, values, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
+    return StartedTrial(plan, trial_id, context, graph, keys[plan.result_key])
 
-    ctx = TrialContext(ex.id, trial_id, ex._backend, seed)
-    values[ex._trial_placeholder.key] = ctx
-    graph, keys = bind_graph(graph, values, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
-    pm.hook.seed_random_state(seed=seed)
 
-    start = time.perf_counter()
+def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any]) -> Any:
+    """Seed the driver and compute the trial's graph on any Dask scheduler."""
+    host.seed_random_state(trial.plan.seed)
+    trial.started = time.perf_counter()
+    return dask.compute(Delayed(trial.result_key, trial.graph), **dask_kwargs)[0]
+
+
+def succeeded(value: Any) -> TrialOutcome:
+    outcome: TrialOutcome = {**encode_result(value), "success": True}  # type: ignore[typeddict-item]
+    return outcome
+
+
+def failed(exc: BaseException) -> TrialOutcome:
+    return {"success": False, "description": f"{type(exc).__name__}({exc})",
+            "traceback": "".join(traceback.format_exception(exc)), "result_type": None}
+
+
+def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> TrialOutcome:
+    """Flush what the steps left behind, then store the outcome (even if flushing failed)."""
+    outcome["process_time"] = time.perf_counter() - trial.started
+    context = trial.context
     try:
-        value = dask.compute(Delayed(keys[result.key], graph), **dask_kwargs)[0]
-        outcome = encode_result(value)
-        outcome["success"] = True
+        context.metrics.flush()
+    finally:
+        outcome["finished"] = time.time()
+        entries = context.step_hashes
+        previous = trial.plan.backend.complete_trial(trial.trial_id, outcome, [entry[:3] for entry in entries])
+        warn_impure(entries, previous)
+        host.trial_finished(experiment_id=trial.plan.experiment_id, trial_id=trial.trial_id, record=outcome)
+    return outcome
+
+
+def run(plan: TrialPlan, *, dask_kwargs: Mapping[str, Any],
+        on_started: Callable[[StartedTrial], None] | None = None) -> Any:
+    """Start, execute and complete one trial; return its result or re-raise its error."""
+    host = get_plugin_host()
+    trial = start(plan, host)
+    if on_started is not None:
+        on_started(trial)
+    try:
+        value = execute(trial, host, dask_kwargs)
     except BaseException as exc:
-        outcome = {"success": False, "description": f"{type(exc).__name__}({exc})",
-                   "traceback": "".join(traceback.format_exception(exc)), "result_type": None}
-        _finish(ex, ctx, trial_id, outcome, start)
-        logger.error("Failed Experiment (trial id=%d): %s", trial_id, outcome["description"])
+        outcome = complete(trial, host, failed(exc))
+        logger.error("Failed Experiment (trial id=%d): %s", trial.trial_id, outcome["description"])
         raise
-    _finish(ex, ctx, trial_id, outcome, start)
-    logger.info("Finished Experiment (trial id=%d)", trial_id)
+    complete(trial, host, succeeded(value))
+    logger.info("Finished Experiment (trial id=%d)", trial.trial_id)
     return value
 
 
-def _finish(ex: Experiment, ctx: TrialContext, trial_id: int, outcome: dict, start: float) -> None:
-    """Flush what steps left behind, then store the outcome (even if flushing failed)."""
-    from .plugins import get_plugin_manager
-
-    outcome["process_time"] = time.perf_counter() - start
-    try:
-        ctx.metrics.flush()
-    finally:
-        outcome["finished"] = time.time()
-        entries = ctx.step_hashes
-        previous = ex._backend.complete_trial(trial_id, outcome, [entry[:3] for entry in entries])
-        warn_impure(entries, previous)
-        get_plugin_manager().hook.trial_finished(experiment_id=ex.id, trial_id=trial_id, record=outcome)
-
-
 def generate_seed() -> int:
-    return secrets.randbelow(2**31 - 1) + 1
-
-
-__all__ = ["TrialResult", "TrialRecord", "run_trial", "generate_seed"]
+    """A fresh seed every seeder accepts (1 … :data:`MAX_SEED`)."""
+    return secrets.randbelow(MAX_SEED) + 1

@@ -9,7 +9,7 @@ import sys
 import pymongo
 import pytest
 from daskperiment import Experiment
-from daskperiment.backends import make_backend
+from daskperiment.plugins import make_backend
 from daskperiment.errors import BackendError
 from daskperiment_mongo import MongoBackend
 
@@ -101,7 +101,7 @@ def test_repr_masks_the_password(uri, shown):
 
 def test_plugin_import_does_not_import_pymongo():
     """The plugin is loaded in every daskperiment process; pymongo only when used."""
-    code = ("import sys, daskperiment_mongo; from daskperiment.backends import get_backend_registry; "
+    code = ("import sys, daskperiment_mongo; from daskperiment.plugins import get_backend_registry; "
             "assert 'mongodb' in get_backend_registry().schemes; print('pymongo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,7 +9,7 @@ import sys
 import daskperiment
 import pytest
 import redis
-from daskperiment.backends import get_backend_registry
+from daskperiment.plugins import get_backend_registry
 from daskperiment.errors import BackendError
 from daskperiment_redis import RedisBackend
 

@@ -1,7 +1,13 @@
-"""The storage interface every backend implements, and the backend registry."""
+"""The storage interface every backend implements, and the scheme registry.
 
-from .base import HISTORY_FIELDS, STEP_HASH_LIMIT, Backend, MetricSeries
-from .registry import BackendRegistry, get_backend_registry, make_backend, mask_uri
+Importing this package imports nothing above it: no plugin manager, no
+:class:`~daskperiment.Experiment`. Backend authors import :class:`Backend` from
+here and the record types from :mod:`daskperiment.records`.
+"""
 
-__all__ = ["HISTORY_FIELDS", "Backend", "BackendRegistry", "MetricSeries", "STEP_HASH_LIMIT", "get_backend_registry",
-           "make_backend", "mask_uri"]
+from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, MetricSeries
+from .base import Backend
+from .registry import BackendRegistry, backend_argument, mask_uri
+
+__all__ = ["HISTORY_FIELDS", "Backend", "BackendRegistry", "MetricSeries", "STEP_HASH_LIMIT", "backend_argument",
+           "mask_uri"]

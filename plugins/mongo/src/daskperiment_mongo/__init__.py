@@ -20,7 +20,7 @@ __all__ = ["MongoBackend", "make_backend", "register_backends"]
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     for scheme in SCHEMES:
-        register(scheme, MongoBackend)
+        register(scheme, MongoBackend, extra="mongo")
 
 
 @hookimpl

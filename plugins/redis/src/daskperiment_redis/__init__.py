@@ -21,7 +21,7 @@ __all__ = ["RedisBackend", "make_backend", "register_backends"]
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     for scheme in ("redis", "rediss", "unix"):
-        register(scheme, RedisBackend)
+        register(scheme, RedisBackend, extra="redis")
 
 
 @hookimpl

@@ -1,0 +1,27 @@
+"""The one place daskperiment touches Dask internals.
+
+Everything else uses Dask's public API (``dask.delayed``, ``dask.compute``,
+``dask.task_spec``). Graphs built by ``dask.delayed`` are task-spec graphs
+already; only graphs mixing in old-style tuple tasks (from a collection that still
+builds them) need converting, and the converter is not public yet. When a Dask
+release moves it, ``tests/test_dask_compat.py`` fails naming this function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dask.task_spec import GraphNode
+
+__all__ = ["as_task_graph"]
+
+
+def as_task_graph(graph: Mapping[Any, Any]) -> dict[Any, GraphNode]:
+    """``graph`` with every value a :class:`dask.task_spec.GraphNode`."""
+    graph = dict(graph)
+    if all(isinstance(node, GraphNode) for node in graph.values()):
+        return graph
+    from dask._task_spec import convert_legacy_graph  # private: see the module docstring
+
+    return convert_legacy_graph(graph)
