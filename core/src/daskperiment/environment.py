@@ -182,7 +182,8 @@ def prefetch() -> None:
     with _lock:
         if _future is not None:
             return
-        _future = future = Future()
+        future: Future[tuple[str, dict[str, Any]]] = Future()
+        _future = future
 
     def run() -> None:
         try:

@@ -23,7 +23,7 @@ from .history import gc_paused, history_frame, metric_frame
 from .metrics import BATCH_POINTS
 from .parameters import UNDEFINED, Parameter, ParameterStore
 from .plugins import get_plugin_host
-from .records import SHOWN_FIELDS, VERBOSE_FIELDS, TrialRecord
+from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .steps import Step
 from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
 
@@ -257,7 +257,7 @@ class Experiment:
             script.run_script(result)
 
     # ---- internals -----------------------------------------------------------------------------
-    def _trial_record(self, trial_id: int) -> TrialRecord:
+    def _trial_record(self, trial_id: int) -> dict[str, Any]:
         records = self._backend.load_trials([int(trial_id)])
         if not records:
             raise TrialNotFoundError(f"Trial {trial_id} not found in experiment {self.id!r} "

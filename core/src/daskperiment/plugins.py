@@ -207,7 +207,7 @@ class PluginHost:
         caller is pluggy's own hook caller restricted to that plugin, so a host can tell plugins
         apart (whose backend, whose environment section) and still call through pluggy."""
         impls = list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
-        callers = []
+        callers: list[tuple[str, Any, Callable[..., Any]]] = []
         for impl in impls:
             others = [other.plugin for other in impls if other.plugin is not impl.plugin]
             callers.append((impl.plugin_name, impl.plugin, self.pm.subset_hook_caller(hook_name, others)))

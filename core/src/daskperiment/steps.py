@@ -62,9 +62,10 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         result = spec.func(*args, **kwargs)
         if spec.persist:
             _persist(spec, ctx, result)
-        output_hash = _hash(result) if spec.pure and step.input_hash is not None else None
-        if output_hash is not None:  # None: not hashable deterministically, so not checked
-            ctx.record_step_hash(spec.name, step.input_hash, output_hash, describe_call(args, kwargs))
+        input_hash = step.input_hash
+        output_hash = _hash(result) if spec.pure and input_hash is not None else None
+        if input_hash is not None and output_hash is not None:  # None: not hashable deterministically
+            ctx.record_step_hash(spec.name, input_hash, output_hash, describe_call(args, kwargs))
         return result
     except BaseException as exc:
         error = exc

@@ -97,7 +97,7 @@ class TrialResult(Delayed):
         object.__setattr__(self, "_planner", planner)
         object.__setattr__(self, "_overrides", dict(overrides or {}))
 
-    def compute(self, seed: int | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def compute(self, seed: int | None = None, **kwargs: Any) -> Any:
         """Run one trial and return its result; ``kwargs`` go to :func:`dask.compute`."""
         planner: TrialPlanner = self._planner
         return run(planner.plan(self, self._overrides, seed), dask_kwargs=kwargs,

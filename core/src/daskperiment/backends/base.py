@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, MetricSeries, TrialOutcome, TrialRecord, TrialStart
+from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, MetricSeries
 
 __all__ = ["Backend", "HISTORY_FIELDS", "STEP_HASH_LIMIT", "MetricSeries"]
 
@@ -56,14 +56,14 @@ class Backend(abc.ABC):
 
     # ---- trials -----------------------------------------------------------
     @abc.abstractmethod
-    def start_trial(self, record: TrialStart) -> int:
+    def start_trial(self, record: Mapping[str, Any]) -> int:
         """Atomically allocate the next trial id (1, 2, …) and store ``record``.
 
         Concurrent callers (threads, processes, hosts) always get distinct ids.
         """
 
     @abc.abstractmethod
-    def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
+    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         """Store the outcome of a started trial (one atomic write)."""
 
     @abc.abstractmethod
@@ -71,7 +71,7 @@ class Backend(abc.ABC):
         """The highest allocated trial id, 0 when there is none."""
 
     @abc.abstractmethod
-    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         """Trial records (each with ``trial_id``) sorted by id; all when ``trial_ids`` is None."""
 
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
@@ -131,7 +131,7 @@ class Backend(abc.ABC):
         Keeps at most :data:`STEP_HASH_LIMIT` inputs per step (oldest dropped).
         """
 
-    def complete_trial(self, trial_id: int, outcome: TrialOutcome,
+    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """End of a trial: :meth:`swap_step_hashes` then :meth:`finish_trial`; returns the swap's answer.
 

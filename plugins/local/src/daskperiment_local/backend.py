@@ -34,7 +34,7 @@ import numpy as np
 from daskperiment.backends import Backend
 from daskperiment.errors import BackendError
 from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
-                                  MetricSeries, TrialOutcome, TrialRecord, TrialStart)
+                                  MetricSeries)
 
 logger = logging.getLogger("daskperiment.local")
 
@@ -155,14 +155,14 @@ class LocalBackend(Backend):
             self._local.conn = None
 
     # ---- trials ---------------------------------------------------------------
-    def start_trial(self, record: TrialStart) -> int:
+    def start_trial(self, record: Mapping[str, Any]) -> int:
         values = [_dumps(record.get(f)) if f in JSON_FIELDS else record.get(f) for f in START_FIELDS]
         cursor = self._db().execute(
             f"INSERT INTO trials ({', '.join(START_FIELDS)}) VALUES ({', '.join('?' * len(START_FIELDS))})",
             values)
         return int(cursor.lastrowid)
 
-    def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
+    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS]
         self._db().execute(
             f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
@@ -173,7 +173,7 @@ class LocalBackend(Backend):
             return 0
         return self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0]
 
-    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         if not self.database.exists():
             return []
         fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS)
@@ -311,7 +311,7 @@ class LocalBackend(Backend):
             return []
         return self._write_transaction(lambda db: self._swap_in_transaction(db, entries))
 
-    def complete_trial(self, trial_id: int, outcome: TrialOutcome,
+    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
         def both(db: sqlite3.Connection) -> list[str | None]:
