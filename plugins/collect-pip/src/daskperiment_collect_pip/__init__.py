@@ -76,11 +76,34 @@ def _state(path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_nlink
 
 
+_holds_metadata: dict[str, bool] = {}
+
+
+def _is_distribution_dir(path: str) -> bool:
+    """Whether ``path`` holds installed distributions' metadata (listed once per process).
+
+    Only those directories are watched: the others on ``sys.path`` (the script's own
+    directory, the working directory) change whenever a file is written there, and
+    watching them would re-collect this section on nearly every trial.
+    """
+    known = _holds_metadata.get(path)
+    if known is None:
+        try:
+            names = os.listdir(path or ".")
+        except OSError:
+            names = []
+        known = _holds_metadata[path] = any(name.endswith((".dist-info", ".egg-info", ".egg-link"))
+                                            for name in names)
+    return known
+
+
 def environment_fingerprint() -> tuple[Any, ...]:
-    """Read by daskperiment before each trial: the ``sys.path`` directories, their mtimes and link counts.
+    """Read by daskperiment before each trial: the ``sys.path`` entries, and the mtime and link
+    count of each one that holds distributions.
 
     Installing, upgrading or removing a distribution adds or removes a metadata
     directory, which changes the modification time (and, on most file systems,
-    the link count) of the directory holding it.
+    the link count) of the directory holding it. A directory that held no
+    distribution when first seen is not watched for the first one.
     """
-    return tuple((entry, _state(entry)) for entry in sys.path)
+    return tuple((entry, _state(entry) if _is_distribution_dir(entry) else None) for entry in sys.path)
