@@ -89,3 +89,15 @@ def test_fingerprint_moves_when_sys_path_changes(tmp_path, monkeypatch):
     before = plugin.environment_fingerprint()
     monkeypatch.syspath_prepend(str(tmp_path))
     assert plugin.environment_fingerprint() != before
+
+
+def test_the_script_directory_is_not_watched_unless_it_holds_distributions(tmp_path, monkeypatch):
+    """Files written next to the script (results, daskperiment_cache) must not re-collect the section."""
+    import daskperiment_collect_pip as pip_collector
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(pip_collector, "_watched", {})
+    before = pip_collector.environment_fingerprint()
+    (tmp_path / "results.csv").write_text("x\n")
+    assert pip_collector.environment_fingerprint() == before

@@ -76,34 +76,48 @@ def _state(path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_nlink
 
 
-_holds_metadata: dict[str, bool] = {}
+_watched: dict[str, bool] = {}
 
 
-def _is_distribution_dir(path: str) -> bool:
-    """Whether ``path`` holds installed distributions' metadata (listed once per process).
+def _code_directories() -> set[str]:
+    """The working directory and the directory of the script being run."""
+    directories = {os.getcwd()}
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file:
+        directories.add(os.path.dirname(os.path.abspath(main_file)))
+    return directories
 
-    Only those directories are watched: the others on ``sys.path`` (the script's own
-    directory, the working directory) change whenever a file is written there, and
-    watching them would re-collect this section on nearly every trial.
+
+def _is_watched(path: str) -> bool:
+    """Whether ``path``'s modification time says something about installed distributions
+    (decided once per process and entry).
+
+    The working directory and the script's directory change whenever a file is written
+    there (a result, a log, the default ``daskperiment_cache``); watching them would
+    re-collect this section on nearly every trial. They are watched only when they hold
+    distribution metadata themselves.
     """
-    known = _holds_metadata.get(path)
+    known = _watched.get(path)
     if known is None:
-        try:
-            names = os.listdir(path or ".")
-        except OSError:
-            names = []
-        known = _holds_metadata[path] = any(name.endswith((".dist-info", ".egg-info", ".egg-link"))
-                                            for name in names)
+        absolute = os.path.abspath(path or ".")
+        if absolute not in _code_directories():
+            known = True
+        else:
+            try:
+                names = os.listdir(absolute)
+            except OSError:
+                names = []
+            known = any(name.endswith((".dist-info", ".egg-info", ".egg-link")) for name in names)
+        _watched[path] = known
     return known
 
 
 def environment_fingerprint() -> tuple[Any, ...]:
     """Read by daskperiment before each trial: the ``sys.path`` entries, and the mtime and link
-    count of each one that holds distributions.
+    count of each directory that can hold distributions (see :func:`_is_watched`).
 
     Installing, upgrading or removing a distribution adds or removes a metadata
     directory, which changes the modification time (and, on most file systems,
-    the link count) of the directory holding it. A directory that held no
-    distribution when first seen is not watched for the first one.
+    the link count) of the directory holding it.
     """
-    return tuple((entry, _state(entry) if _is_distribution_dir(entry) else None) for entry in sys.path)
+    return tuple((entry, _state(entry) if _is_watched(entry) else None) for entry in sys.path)
