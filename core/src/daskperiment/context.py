@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .metrics import MetricBuffer
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from .backends import Backend
 
 logger = logging.getLogger(__name__)
+
+#: ``(step, input hash, output hash, description of the call)`` for the purity check.
+PurityEntry = tuple[str, str, str, Callable[[], str]]
 
 current_trial: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
     "daskperiment_current_trial", default=None)
@@ -40,7 +44,7 @@ class TrialContext:
         self.backend = backend
         self.seed = seed
         self.metrics = MetricBuffer(backend, trial_id)
-        self.step_hashes: list[tuple[str, str, str, str]] = []
+        self.step_hashes: list[PurityEntry] = []
         self.is_origin = True
 
     def __getstate__(self) -> tuple:
@@ -55,25 +59,29 @@ class TrialContext:
     def __repr__(self) -> str:
         return f"TrialContext({self.experiment_id!r}, trial_id={self.trial_id}, pid={os.getpid()})"
 
-    def record_step_hash(self, step: str, input_hash: str, output_hash: str, call: str) -> None:
-        """Remember a step's input/output hashes for the purity check."""
+    def record_step_hash(self, step: str, input_hash: str, output_hash: str, call: Callable[[], str]) -> None:
+        """Remember a step's input/output hashes for the purity check.
+
+        ``call`` describes the call's arguments for the warning; it is only called when
+        the check fails (building the description costs more than the check itself).
+        """
         if self.is_origin:
             self.step_hashes.append((step, input_hash, output_hash, call))
         else:
             check_purity(self.backend, [(step, input_hash, output_hash, call)])
 
 
-def check_purity(backend: Backend, entries: list[tuple[str, str, str, str]]) -> None:
+def check_purity(backend: Backend, entries: list[PurityEntry]) -> None:
     """Store step hashes and warn where the same input gave a different output."""
     if entries:
         warn_impure(entries, backend.swap_step_hashes([entry[:3] for entry in entries]))
 
 
-def warn_impure(entries: list[tuple[str, str, str, str]], previous: list[str | None]) -> None:
+def warn_impure(entries: list[PurityEntry], previous: list[str | None]) -> None:
     """Warn for each step whose output hash differs from the one stored for the same input."""
     for (step, _, output_hash, call), before in zip(entries, previous):
         if before is not None and before != output_hash:
-            logger.warning("Experiment step result is changed with the same input: (step: %s, %s)", step, call)
+            logger.warning("Experiment step result is changed with the same input: (step: %s, %s)", step, call())
 
 
 def get_current(experiment_id: str) -> TrialContext | None:

@@ -65,7 +65,7 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         input_hash = step.input_hash
         output_hash = _hash(result) if spec.pure and input_hash is not None else None
         if input_hash is not None and output_hash is not None:  # None: not hashable deterministically
-            ctx.record_step_hash(spec.name, input_hash, output_hash, describe_call(args, kwargs))
+            ctx.record_step_hash(spec.name, input_hash, output_hash, functools.partial(describe_call, args, kwargs))
         return result
     except BaseException as exc:
         error = exc
