@@ -48,6 +48,22 @@ def cmd_metric(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ANSI colours for ``daskperiment diff`` on a terminal, by the first character of a line.
+_COLOURS = {"+": "\033[32m", "-": "\033[31m", "~": "\033[33m", "@": "\033[36m"}
+
+
+def _coloured(line: str) -> str:
+    colour = _COLOURS.get(line.lstrip()[:1])
+    return f"{colour}{line}\033[0m" if colour else line
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    text = str(_experiment(args).diff(args.a, args.b))
+    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print("\n".join(map(_coloured, text.splitlines())) if colour else text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     metric.add_argument("--trial-id", type=int, nargs="+", required=True)
     metric.add_argument("--csv", action="store_true", help="print CSV")
     metric.set_defaults(func=cmd_metric)
+
+    diff = experiment_parser("diff", "what differs between two trials (parameters, code, environment, …)")
+    diff.add_argument("a", type=int, help="trial id")
+    diff.add_argument("b", type=int, help="trial id")
+    diff.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                      help="colour the diff (default: on a terminal)")
+    diff.set_defaults(func=cmd_diff)
     return parser
 
 

@@ -17,6 +17,7 @@ from dask.delayed import Delayed
 from . import environment, script
 from .backends import Backend
 from .codecontext import CodeContext, join_code
+from .comparison import TrialDiff, compare_trials
 from .context import current_trial, get_current, require_current
 from .errors import LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError, TrialNotFoundError
 from .history import gc_paused, history_frame, metric_frame
@@ -224,6 +225,12 @@ class Experiment:
         with gc_paused():
             columns = self._backend.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS)
             return history_frame(columns, verbose=verbose)
+
+    def diff(self, a: int, b: int) -> TrialDiff:
+        """What differs between trials ``a`` and ``b``: parameters, seed, result, status, code per
+        step (unified diffs), environment (packages, Python, platform, git) and a metrics summary.
+        ``print(ex.diff(3, 7))`` reads as a report."""
+        return compare_trials(self._backend, self._trial_record(a), self._trial_record(b))
 
     def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None) -> Any:
         """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`)."""
