@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
 from typing import Any, Sequence
 
@@ -64,6 +66,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run the script in a child process whose script-mode trial re-runs the recorded one."""
+    from .script import ENV_REPRODUCE
+
+    env = {**os.environ, ENV_REPRODUCE: str(args.trial_id)}
+    return subprocess.run([sys.executable, args.script], env=env, check=False).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                       help="colour the diff (default: on a terminal)")
     diff.set_defaults(func=cmd_diff)
+
+    reproduce = sub.add_parser("reproduce", help="re-run a script's recorded trial and say whether it is the same")
+    reproduce.add_argument("script", help="the experiment script (run as `python SCRIPT`)")
+    reproduce.add_argument("trial_id", type=int)
+    reproduce.set_defaults(func=cmd_reproduce)
     return parser
 
 

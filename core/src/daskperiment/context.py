@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .metrics import MetricBuffer
+from .records import StepRecord
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -36,7 +37,7 @@ class TrialContext:
     worker) they are written by the step itself.
     """
 
-    __slots__ = ("experiment_id", "trial_id", "backend", "seed", "metrics", "step_hashes", "is_origin")
+    __slots__ = ("experiment_id", "trial_id", "backend", "seed", "metrics", "step_hashes", "steps", "is_origin")
 
     def __init__(self, experiment_id: str, trial_id: int, backend: Backend, seed: int) -> None:
         self.experiment_id = experiment_id
@@ -45,6 +46,7 @@ class TrialContext:
         self.seed = seed
         self.metrics = MetricBuffer(backend, trial_id)
         self.step_hashes: list[PurityEntry] = []
+        self.steps: dict[str, list[StepRecord]] = {}
         self.is_origin = True
 
     def __getstate__(self) -> tuple:
@@ -54,6 +56,7 @@ class TrialContext:
         self.experiment_id, self.trial_id, self.backend, self.seed = state
         self.metrics = MetricBuffer(self.backend, self.trial_id)
         self.step_hashes = []
+        self.steps = {}
         self.is_origin = False
 
     def __repr__(self) -> str:
@@ -69,6 +72,16 @@ class TrialContext:
             self.step_hashes.append((step, input_hash, output_hash, call))
         else:
             check_purity(self.backend, [(step, input_hash, output_hash, call)])
+
+
+    def record_step(self, step: str, record: StepRecord) -> None:
+        """Keep one call of ``step`` for the trial's outcome (``TrialOutcome.steps``).
+
+        Only calls in the trial's own process reach the outcome: a Dask worker in another
+        process holds a copy of this context, and what it records there stays there.
+        """
+        if self.is_origin:
+            self.steps.setdefault(step, []).append(record)
 
 
 def check_purity(backend: Backend, entries: list[PurityEntry]) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import logging
+import os
+import sys
 import threading
 from collections.abc import Mapping
 from types import FrameType
@@ -14,17 +17,18 @@ import dask
 import pandas as pd
 from dask.delayed import Delayed
 
-from . import environment, script
+from . import environment, script, trial
 from .backends import Backend
 from .codecontext import CodeContext, join_code
-from .comparison import TrialDiff, compare_trials
+from .comparison import TrialDiff, code_changes, compare_trials, environment_changes
 from .context import current_trial, get_current, require_current
-from .errors import LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError, TrialNotFoundError
+from .errors import DaskperimentError, LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError, TrialNotFoundError
 from .history import gc_paused, history_frame, metric_frame
 from .metrics import BATCH_POINTS
 from .parameters import UNDEFINED, Parameter, ParameterStore
 from .plugins import get_plugin_host
 from .records import SHOWN_FIELDS, VERBOSE_FIELDS
+from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
 from .steps import Step
 from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
 
@@ -89,6 +93,8 @@ class Experiment:
         self._previous: tuple[int, str | None, str | None] | None = None  # last trial: id, code, env
         self._stored_envs: set[str] = set()
         self._script_ran = False
+        #: the latest graph built by each result step, by name: what ``reproduce`` re-runs
+        self._results: dict[str, TrialResult] = {}
 
     # Shipped to Dask workers inside step closures: rebuild quietly, no I/O.
     def __reduce__(self):
@@ -232,6 +238,62 @@ class Experiment:
         ``print(ex.diff(3, 7))`` reads as a report."""
         return compare_trials(self._backend, self._trial_record(a), self._trial_record(b))
 
+    def reproduce(self, trial_id: int, runs: int = 1, **dask_kwargs: Any) -> Reproduction:
+        """Re-run trial ``trial_id`` with its recorded parameters and seed, and compare.
+
+        The graph is the one last built by the trial's result step in this process (call
+        the step first, as the script or notebook does), so the *current* code runs. Before
+        running, every difference from the record is logged as a WARNING (code per step,
+        environment); each run is recorded as a new trial with ``reproduces=trial_id``.
+        With ``runs=2`` or more the trial runs that many times (on a cluster, wherever the
+        scheduler puts it) and steps whose output differs between the runs are named: a
+        determinism audit of what the seed does not cover.
+        """
+        if not isinstance(runs, int) or runs < 1:
+            raise ValueError(f"runs must be a positive int, got {runs!r}")
+        record = self._trial_record(trial_id)
+        step = record.get("result_step")
+        result = self._results.get(step) if step else None
+        if result is None:
+            raise DaskperimentError(
+                f"Cannot reproduce trial {trial_id} of experiment {self.id!r}: its result step "
+                f"{step or '(not recorded: the trial predates reproduction)'!r} has not built a graph in this "
+                f"process. Call {step or 'the result step'}(...) as the experiment does, then reproduce.")
+        code = code_changes(self._code_document(record.get("code")), self._code.steps)
+        before_env = self._backend.load_document("environment", record["environment"]) \
+            if record.get("environment") else None
+        environment_now = environment_changes(before_env or {}, environment.current()[1])
+        for name, diff in code.items():
+            logger.warning("Code of step %r changed since trial %d:\n%s", name, trial_id, diff)
+        for line in environment_now.lines():
+            logger.warning("Environment changed since trial %d: %s", trial_id, line)
+        declared = set(self._parameters.names)
+        parameters = {k: v for k, v in (record.get("parameters") or {}).items() if k in declared}
+        for name in sorted(set(record.get("parameters") or {}) - declared):
+            logger.warning("Parameter %r of trial %d is no longer declared: left out", name, trial_id)
+        value, error, new_ids = None, None, []
+        for run in range(runs):
+            plan = dataclasses.replace(self.plan(result, parameters, record.get("seed")), reproduces=trial_id)
+            try:
+                outcome = trial.run(plan, dask_kwargs=dask_kwargs, on_started=self._remember(new_ids))
+                if run == 0:
+                    value = outcome
+            except Exception as exc:  # recorded as a failed trial; the report says so
+                if run == 0:
+                    error = f"{type(exc).__name__}({exc})"
+        again = self._backend.load_trials(new_ids)
+        first = again[0]
+        nondeterministic = sorted({d.step for other in again[1:] for d in divergent_steps(first, other)})
+        return Reproduction(trial_id, new_ids, same_outcome(record, first) and not nondeterministic, value, error,
+                            code, environment_now, first_divergence(record, first), nondeterministic)
+
+    def _remember(self, ids: list[int]) -> Callable[[StartedTrial], None]:
+        def on_started(started: StartedTrial) -> None:
+            ids.append(started.trial_id)
+            self.trial_started(started)
+
+        return on_started
+
     def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None) -> Any:
         """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`)."""
         from .dashboard import serve  # the dashboard is a leaf above the experiment: imported on use
@@ -252,15 +314,22 @@ class Experiment:
         seed = self._choose_seed(seed)
         code_digest, code_text = self._code.store(self._backend)
         return TrialPlan(self.id, self._backend, graph, result.key, bindings, self._trial_placeholder.key,
-                         parameters, seed, code_digest, code_text, self._environment_digest())
+                         parameters, seed, code_digest, code_text, self._environment_digest(),
+                         result_step=getattr(result, "step", None))
 
     def trial_started(self, trial: StartedTrial) -> None:
         self._after_trial_started(trial.trial_id, trial.plan.code_digest, trial.plan.environment_digest)
 
     def result_created(self, result: TrialResult, caller: FrameType | None) -> None:
         """Script mode: a result step called as a statement in ``__main__`` runs one trial."""
+        self._results[result.step] = result
         if not self._script_ran and script.is_script_call(caller):
             self._script_ran = True
+            reproduce = os.environ.get(script.ENV_REPRODUCE)
+            if reproduce:
+                report = self.reproduce(int(reproduce))
+                logger.log(logging.INFO if report.identical else logging.WARNING, "%s", report)
+                sys.exit(0 if report.identical else 1)
             script.run_script(result)
 
     # ---- internals -----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = [
     "HISTORY_FIELDS", "OUTCOME_FIELDS", "SHOWN_FIELDS", "START_FIELDS", "STEP_HASH_LIMIT", "TRIAL_FIELDS",
-    "VERBOSE_FIELDS", "JSON_FIELDS", "MetricSeries", "StepHash", "StepRun", "TrialOutcome", "TrialRecord",
+    "VERBOSE_FIELDS", "JSON_FIELDS", "MetricSeries", "StepHash", "StepRecord", "StepRun", "TrialOutcome", "TrialRecord",
     "TrialStart", "empty_record",
 ]
 
@@ -40,6 +40,8 @@ class TrialStart(TypedDict, total=False):
     host: str
     pid: int
     sweep: str | None  #: id of the sweep this trial belongs to, ``None`` for a lone trial
+    result_step: str | None  #: name of the ``@ex.result`` step whose value is the result
+    reproduces: int | None  #: the trial this one re-ran (``ex.reproduce``), else ``None``
 
 
 class TrialOutcome(TypedDict, total=False):
@@ -53,6 +55,16 @@ class TrialOutcome(TypedDict, total=False):
     result_type: str | None  #: ``str(type(result))``
     description: str | None  #: ``"ZeroDivisionError(division by zero)"`` for a failed trial
     traceback: str | None
+    steps: dict[str, list[StepRecord]] | None  #: step name → its calls in this trial, in the trial's process
+
+
+class StepRecord(TypedDict, total=False):
+    """One call of a step, as kept in :attr:`TrialOutcome.steps`: what reproduction compares."""
+
+    input: str | None  #: hash of the step's name and inputs (``None``: not hashable deterministically)
+    output: str | None  #: hash of its output
+    seconds: float  #: time spent in the step
+    error: str | None  #: ``"ValueError(...)"`` when the call raised
 
 
 class TrialRecord(TrialStart, TrialOutcome, total=False):
@@ -67,7 +79,7 @@ OUTCOME_FIELDS: tuple[str, ...] = tuple(TrialOutcome.__annotations__)
 TRIAL_FIELDS: tuple[str, ...] = START_FIELDS + OUTCOME_FIELDS
 
 #: Fields holding arbitrary JSON values (the others are scalars: numbers, text, bytes).
-JSON_FIELDS: tuple[str, ...] = ("parameters", "result")
+JSON_FIELDS: tuple[str, ...] = ("parameters", "result", "steps")
 
 #: The columns ``Backend.load_history`` may be asked for.
 HISTORY_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "seed", "finished", "process_time", "success",

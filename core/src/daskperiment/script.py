@@ -22,6 +22,9 @@ from .trial import TrialResult
 
 logger = logging.getLogger("daskperiment")
 
+#: Set by ``daskperiment reproduce SCRIPT ID``: the script's trial re-runs that recorded trial instead.
+ENV_REPRODUCE = "DASKPERIMENT_REPRODUCE"
+
 USAGE = "usage: python SCRIPT.py [name=value ...] [--seed N]"
 
 

@@ -55,6 +55,7 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
     step_token = current_step.set(step)
     start = time.perf_counter()
     error: BaseException | None = None
+    output_hash: str | None = None
     try:
         if spec.pure:  # hashed before the call: a step may mutate its inputs
             step.input_hash = _hash((spec.name, args, kwargs))
@@ -73,12 +74,14 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
     finally:
         current_step.reset(step_token)
         current_trial.reset(token)
+        seconds = time.perf_counter() - start
+        ctx.record_step(spec.name, {"input": step.input_hash, "output": output_hash, "seconds": seconds,
+                                    "error": None if error is None else f"{type(error).__name__}({error})"})
         try:
             ctx.metrics.flush()
         finally:
-            host.step_finished(
-                experiment_id=ctx.experiment_id, trial_id=ctx.trial_id,
-                step=StepRun(spec.name, time.perf_counter() - start, error, spec.persist and error is None))
+            host.step_finished(experiment_id=ctx.experiment_id, trial_id=ctx.trial_id,
+                               step=StepRun(spec.name, seconds, error, spec.persist and error is None))
 
 
 def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
@@ -123,7 +126,7 @@ class Step:
                                                   dask_key_name=key, **kwargs)
         if not self.is_result:
             return task
-        result = TrialResult(task.key, task.dask, planner=self.owner)
+        result = TrialResult(task.key, task.dask, planner=self.owner, step=self.spec.name)
         frame = inspect.currentframe()
         self.owner.result_created(result, frame.f_back if frame is not None else None)
         return result

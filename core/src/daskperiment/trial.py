@@ -56,12 +56,15 @@ class TrialPlan:
     code_digest: str
     code_text: str
     environment_digest: str
+    result_step: str | None = None  #: name of the result step (what ``ex.reproduce`` re-runs)
     sweep: str | None = None
+    reproduces: int | None = None
 
     def start_record(self) -> TrialStart:
         return {"parameters": self.parameters, "seed": self.seed, "started": time.time(),
                 "code": self.code_digest, "environment": self.environment_digest,
-                "host": socket.gethostname(), "pid": os.getpid(), "sweep": self.sweep}
+                "host": socket.gethostname(), "pid": os.getpid(), "sweep": self.sweep,
+                "result_step": self.result_step, "reproduces": self.reproduces}
 
 
 @dataclass
@@ -89,13 +92,14 @@ class TrialPlanner(Protocol):
 class TrialResult(Delayed):
     """The Delayed returned by an ``@ex.result`` step: ``compute()`` runs a recorded trial."""
 
-    __slots__ = ("_planner", "_overrides")
+    __slots__ = ("_planner", "_overrides", "step")
 
-    def __init__(self, key: Any, dsk: Any, *, planner: TrialPlanner,
+    def __init__(self, key: Any, dsk: Any, *, planner: TrialPlanner, step: str,
                  overrides: Mapping[str, Any] | None = None) -> None:
         super().__init__(key, dsk)
         object.__setattr__(self, "_planner", planner)
         object.__setattr__(self, "_overrides", dict(overrides or {}))
+        object.__setattr__(self, "step", step)  #: the name of the result step
 
     def compute(self, seed: int | None = None, **kwargs: Any) -> Any:
         """Run one trial and return its result; ``kwargs`` go to :func:`dask.compute`."""
@@ -110,7 +114,8 @@ class TrialResult(Delayed):
         the experiment's shared values, so threads sharing one experiment never mix
         their values; parameters not named keep the experiment's current values.
         """
-        return TrialResult(self.key, self.dask, planner=self._planner, overrides={**self._overrides, **values})
+        return TrialResult(self.key, self.dask, planner=self._planner, step=self.step,
+                           overrides={**self._overrides, **values})
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -179,6 +184,7 @@ def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> Tr
         context.metrics.flush()
     finally:
         outcome["finished"] = time.time()
+        outcome["steps"] = context.steps
         entries = context.step_hashes
         previous = trial.plan.backend.complete_trial(trial.trial_id, outcome, [entry[:3] for entry in entries])
         warn_impure(entries, previous)

@@ -44,7 +44,7 @@ T = TypeVar("T")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
     trial_id INTEGER PRIMARY KEY, parameters TEXT, seed INTEGER, started REAL, code TEXT,
-    environment TEXT, host TEXT, pid INTEGER, sweep TEXT, finished REAL, process_time REAL, success INTEGER,
+    environment TEXT, host TEXT, pid INTEGER, finished REAL, process_time REAL, success INTEGER,
     result TEXT, result_pickle BLOB, result_type TEXT, description TEXT, traceback TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
     seq INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL, key TEXT NOT NULL,
@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS step_hashes_recency ON step_hashes (step);
 """
 
 #: Columns added after the first release, for databases created before them: (column, type).
-ADDED_COLUMNS = (("sweep", "TEXT"),)
+ADDED_COLUMNS = (("sweep", "TEXT"), ("result_step", "TEXT"), ("reproduces", "INTEGER"), ("steps", "TEXT"))
 
 
 def _dumps(value: Any) -> str:
@@ -198,21 +198,22 @@ class LocalBackend(Backend):
         """Only the history columns asked for; the JSON columns are concatenated by SQLite
         and parsed with one ``json.loads`` each (100,000 trials in about 0.25 s)."""
         scalars = ["trial_id", "success", *(f for f in fields if f not in (*JSON_FIELDS, "trial_id", "success"))]
+        texts_of = [f for f in JSON_FIELDS if f in fields]
         if not self.database.exists():
-            return {field: [] for field in (*scalars, *JSON_FIELDS)}
+            return {field: [] for field in (*scalars, *texts_of)}
         db = self._db()
         db.execute("BEGIN")  # one snapshot for both queries
         try:
             rows = db.execute(f"SELECT {', '.join(scalars)} FROM trials ORDER BY trial_id").fetchall()
             texts = db.execute(
                 "SELECT " + ", ".join(f"'[' || COALESCE(group_concat(COALESCE({f}, 'null'), ','), '') || ']'"
-                                      for f in JSON_FIELDS)
-                + f" FROM (SELECT {', '.join(JSON_FIELDS)} FROM trials ORDER BY trial_id)").fetchone()
+                                      for f in texts_of)
+                + f" FROM (SELECT {', '.join(texts_of)} FROM trials ORDER BY trial_id)").fetchone() if texts_of else ()
         finally:
             db.execute("COMMIT")
         columns: dict[str, list[Any]] = {f: list(c) for f, c in zip(scalars, zip(*rows))} if rows else \
             {f: [] for f in scalars}
-        for name, text in zip(JSON_FIELDS, texts):
+        for name, text in zip(texts_of, texts):
             columns[name] = json.loads(text)
         columns["success"] = [None if s is None else bool(s) for s in columns["success"]]
         return columns
