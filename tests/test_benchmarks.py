@@ -153,3 +153,19 @@ def test_sweep_runs_on_a_local_cluster(tmp_path):
         wall = result["wall_s"][workers]
         assert wall["tracked"] > 0 and wall["untracked"] > 0 and wall["overhead_share"] < 1
     assert set(result["speedup"]) == {"tracked", "untracked"}
+
+
+def test_cache_benchmark_runs_and_reports_the_ratio(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_cache.py"), "--quick"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cache=True" in proc.stdout and "faster than without (target >= 10x)" in proc.stdout
+
+
+def test_core_benchmark_measures_overhead_alternating(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_core.py"), "--quick", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout)["trials"]
+    assert [row["n"] for row in rows] == [200, 2_000]
+    assert all(math.isfinite(row["overhead_ms"]) and row["floor_ms"] > 0 for row in rows)

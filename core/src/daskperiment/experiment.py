@@ -29,6 +29,7 @@ from .parameters import UNDEFINED, Parameter, ParameterStore
 from .plugins import get_plugin_host
 from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
+from .stepcache import CacheKey, evict, parse_size
 from .steps import Step
 from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
 
@@ -69,13 +70,20 @@ class Experiment:
     :param backend: ``None`` (``daskperiment_cache/<id>``), a :class:`pathlib.Path`, a
         URI such as ``redis://host:6379/0``, or a client object a plugin accepts.
     :param seed: default random seed for trials computed without ``seed=``.
+    :param cache: cache every pure step's output by default (see :mod:`daskperiment.stepcache`);
+        a step's own ``cache=`` wins.
+    :param cache_limit: bound of the step cache (``"2GB"``, ``"512MiB"`` or bytes): least
+        recently used entries are evicted before each trial; ``None`` for no bound.
     """
 
-    def __init__(self, id: str, backend: Any = None, seed: int | None = None) -> None:
+    def __init__(self, id: str, backend: Any = None, seed: int | None = None, cache: bool = False,
+                 cache_limit: int | str | None = None) -> None:
         _ensure_console_logging()
         self.id = validate_id(id)
+        self.cache_limit = parse_size(cache_limit)
         self._backend: Backend = get_plugin_host().make_backend(self.id, backend)
         self.seed = seed
+        self.cache = bool(cache)
         self._init_state()
         last = self._backend.last_trial_id()
         if last:
@@ -98,7 +106,7 @@ class Experiment:
 
     # Shipped to Dask workers inside step closures: rebuild quietly, no I/O.
     def __reduce__(self):
-        return (_restore, (self.id, self._backend, self.seed, self._parameters))
+        return (_restore, (self.id, self._backend, self.seed, self._parameters, self.cache, self.cache_limit))
 
     def __repr__(self) -> str:
         return f"Experiment(id: {self.id}, trial_id: {self._backend.last_trial_id()}, backend: {self._backend!r})"
@@ -124,26 +132,49 @@ class Experiment:
         return dict(self._trial_record(trial_id).get("parameters") or {})
 
     # ---- decorators -----------------------------------------------------
-    def _decorate(self, func: Callable | None, **options: Any):
+    def _decorate(self, func: Callable | None, *, pure: bool, cache: bool | None, cache_key: CacheKey,
+                  **options: Any) -> Any:
+        if cache and not pure:
+            raise ValueError("A step with pure=False is never cached (its output may differ for the same "
+                             "inputs): drop cache=True, or pure=False if the step is in fact pure.")
+
         def wrap(f: Callable) -> Step:
             if isinstance(f, Step):
                 f = f.spec.func
             self._code.add(f.__name__, f)
-            return Step(self, f, **options)
+            cached = self.cache if cache is None else cache
+            return Step(self, f, pure=pure, cache=cached, cache_key=cache_key, **options)
 
         return wrap(func) if func is not None else wrap
 
-    def __call__(self, func: Callable | None = None, *, pure: bool = True):
-        """``@ex`` / ``@ex(pure=False)``: an experiment step."""
-        return self._decorate(func, pure=pure)
+    def __call__(self, func: Callable | None = None, *, pure: bool = True, cache: bool | None = None,
+                 cache_key: CacheKey = None) -> Any:
+        """``@ex`` / ``@ex(pure=False)`` / ``@ex(cache=True)``: an experiment step.
 
-    def result(self, func: Callable | None = None, *, pure: bool = True):
+        :param cache: load the output from the step cache when the step's code and inputs
+            match a stored run (default: the experiment's ``cache``); never for ``pure=False``.
+        :param cache_key: a string, or a callable returning one, added to the cache entry's
+            digest: change it to invalidate what the digest cannot see (a helper's code, a file).
+        """
+        return self._decorate(func, pure=pure, cache=cache, cache_key=cache_key)
+
+    def result(self, func: Callable | None = None, *, pure: bool = True, cache: bool | None = None,
+               cache_key: CacheKey = None) -> Any:
         """``@ex.result``: the step whose value is the trial's result."""
-        return self._decorate(func, pure=pure, result=True)
+        return self._decorate(func, pure=pure, cache=cache, cache_key=cache_key, result=True)
 
-    def persist(self, func: Callable | None = None, *, pure: bool = True):
+    def persist(self, func: Callable | None = None, *, pure: bool = True, cache: bool | None = None,
+                cache_key: CacheKey = None) -> Any:
         """``@ex.persist``: a step whose result is kept per trial (``get_persisted``)."""
-        return self._decorate(func, pure=pure, persist=True)
+        return self._decorate(func, pure=pure, cache=cache, cache_key=cache_key, persist=True)
+
+    def clear_cache(self) -> int:
+        """Delete every step-cache entry of this experiment; returns how many there were."""
+        if not self._backend.supports_cache:
+            return 0
+        entries = self._backend.cached_entries()
+        self._backend.delete_cached(entry.digest for entry in entries)
+        return len(entries)
 
     # ---- trial ids --------------------------------------------------------
     @property
@@ -309,6 +340,8 @@ class Experiment:
         """Fix everything one trial needs; every check raises before a trial id is used."""
         graph = result.__dask_graph__()
         values = self._parameters.snapshot(overrides)
+        if self.cache_limit is not None and self._backend.supports_cache:
+            evict(self._backend, self.cache_limit)
         bindings = self._parameters.bindings(values, graph)
         parameters = ParameterStore.recorded(values)
         seed = self._choose_seed(seed)
@@ -382,9 +415,10 @@ class Experiment:
                 environment.warn_changes(before, self._backend.load_document("environment", env_digest) or {})
 
 
-def _restore(experiment_id: str, backend: Backend, seed: int | None, parameters: ParameterStore) -> Experiment:
+def _restore(experiment_id: str, backend: Backend, seed: int | None, parameters: ParameterStore, cache: bool,
+             cache_limit: int | None) -> Experiment:
     ex = Experiment.__new__(Experiment)
-    ex.id, ex._backend, ex.seed = experiment_id, backend, seed
+    ex.id, ex._backend, ex.seed, ex.cache, ex.cache_limit = experiment_id, backend, seed, cache, cache_limit
     ex._init_state()
     ex._parameters = parameters
     return ex

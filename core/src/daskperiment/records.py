@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypedDict
 import numpy as np
 
 __all__ = [
-    "HISTORY_FIELDS", "OUTCOME_FIELDS", "SHOWN_FIELDS", "START_FIELDS", "STEP_HASH_LIMIT", "TRIAL_FIELDS",
+    "CacheEntry", "HISTORY_FIELDS", "OUTCOME_FIELDS", "SHOWN_FIELDS", "START_FIELDS", "STEP_HASH_LIMIT", "TRIAL_FIELDS",
     "VERBOSE_FIELDS", "JSON_FIELDS", "MetricSeries", "StepHash", "StepRecord", "StepRun", "TrialOutcome", "TrialRecord",
     "TrialStart", "empty_record",
 ]
@@ -65,6 +65,7 @@ class StepRecord(TypedDict, total=False):
     output: str | None  #: hash of its output
     seconds: float  #: time spent in the step
     error: str | None  #: ``"ValueError(...)"`` when the call raised
+    cache: str | None  #: ``"hit"`` (output loaded from the step cache), ``"miss"`` (computed and stored), or ``None``
 
 
 class TrialRecord(TrialStart, TrialOutcome, total=False):
@@ -105,6 +106,14 @@ class StepHash(NamedTuple):
     step: str
     input_hash: str
     output_hash: str
+
+
+class CacheEntry(NamedTuple):
+    """One step output in the step cache: its digest, size in bytes and last use (POSIX time)."""
+
+    digest: str
+    size: int
+    last_used: float
 
 
 class MetricSeries(NamedTuple):

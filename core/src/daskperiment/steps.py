@@ -10,6 +10,7 @@ user's function: seeding (global seeders, and the step's generator for
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import logging
 import time
@@ -22,10 +23,12 @@ import cloudpickle
 import dask
 from dask.delayed import Delayed
 
+from .codecontext import source_of
 from .context import TrialContext, current_trial, describe_call
 from .plugins import get_plugin_host
 from .records import StepRun
 from .seeding import StepCall, current_step
+from .stepcache import CacheKey, cache_digest
 from .trial import TrialPlanner, TrialResult
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ class StepSpec:
     func: Callable[..., Any]
     persist: bool = False
     pure: bool = True
+    cache: bool = False  #: look the output up in the step cache (see :mod:`daskperiment.stepcache`)
+    cache_key: CacheKey = None
+    code: str = ""  #: digest of the step's source, part of its cache entries' digests
 
 
 def _hash(value: Any) -> str | None:
@@ -56,11 +62,19 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
     start = time.perf_counter()
     error: BaseException | None = None
     output_hash: str | None = None
+    cached: str | None = None
     try:
         if spec.pure:  # hashed before the call: a step may mutate its inputs
             step.input_hash = _hash((spec.name, args, kwargs))
-        host.seed_random_state(ctx.seed)
-        result = spec.func(*args, **kwargs)
+        digest = _cache_entry(spec, ctx, step.input_hash)
+        payload = ctx.backend.load_cached(digest) if digest is not None else None
+        if payload is not None:
+            result, cached = cloudpickle.loads(payload), "hit"
+        else:
+            host.seed_random_state(ctx.seed)
+            result = spec.func(*args, **kwargs)
+            if digest is not None:
+                cached = _store_cached(spec, ctx, digest, result)
         if spec.persist:
             _persist(spec, ctx, result)
         input_hash = step.input_hash
@@ -76,12 +90,39 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         current_trial.reset(token)
         seconds = time.perf_counter() - start
         ctx.record_step(spec.name, {"input": step.input_hash, "output": output_hash, "seconds": seconds,
-                                    "error": None if error is None else f"{type(error).__name__}({error})"})
+                                    "error": None if error is None else f"{type(error).__name__}({error})",
+                                    "cache": cached})
         try:
             ctx.metrics.flush()
         finally:
             host.step_finished(experiment_id=ctx.experiment_id, trial_id=ctx.trial_id,
                                step=StepRun(spec.name, seconds, error, spec.persist and error is None))
+
+
+def _cache_entry(spec: StepSpec, ctx: TrialContext, input_hash: str | None) -> str | None:
+    """The step-cache digest of this call, or ``None`` when it is not cached."""
+    if not spec.cache or input_hash is None:
+        return None
+    if not ctx.backend.supports_cache:
+        if ctx.backend.uri not in _warned_no_cache:
+            _warned_no_cache.add(ctx.backend.uri)
+            logger.warning("%r does not support the step cache: cache=True steps run every time", ctx.backend)
+        return None
+    return cache_digest(spec.name, spec.code, input_hash, spec.cache_key)
+
+
+_warned_no_cache: set[str] = set()
+
+
+def _store_cached(spec: StepSpec, ctx: TrialContext, digest: str, result: Any) -> str | None:
+    try:
+        payload = cloudpickle.dumps(result)
+    except Exception as exc:  # the step still counts; only the cache is skipped
+        logger.warning("Step %r returned a %s that cannot be pickled (%s): not cached", spec.name,
+                       type(result).__qualname__, exc)
+        return None
+    ctx.backend.save_cached(digest, payload)
+    return "miss"
 
 
 def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
@@ -110,9 +151,10 @@ class Step:
     """A decorated function; calling it builds a Delayed task of the experiment."""
 
     def __init__(self, owner: StepOwner, func: Callable[..., Any], *, persist: bool = False,
-                 pure: bool = True, result: bool = False) -> None:
+                 pure: bool = True, result: bool = False, cache: bool = False, cache_key: CacheKey = None) -> None:
         self.owner = owner
-        self.spec = StepSpec(func.__name__, func, persist, pure)
+        code = hashlib.sha256(source_of(func).encode()).hexdigest()[:32]
+        self.spec = StepSpec(func.__name__, func, persist, pure, cache and pure, cache_key, code)
         self.is_result = result
         functools.update_wrapper(self, func)
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, MetricSeries
+from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, CacheEntry, MetricSeries
 
 __all__ = ["Backend", "HISTORY_FIELDS", "STEP_HASH_LIMIT", "MetricSeries"]
 
@@ -122,6 +122,28 @@ class Backend(abc.ABC):
 
     def export_code(self, trial_id: int, text: str) -> None:
         """Optionally keep the trial's code as a plain file (the local backend does, for diff tools)."""
+
+    # ---- step cache (optional) ------------------------------------------------------
+    #: Whether this backend implements the four step-cache methods below; without them
+    #: ``cache=True`` steps run every time (with one warning).
+    supports_cache: ClassVar[bool] = False
+
+    def save_cached(self, digest: str, data: bytes) -> None:
+        """Store a step's pickled output under its cache ``digest``; idempotent (content-addressed:
+        the same digest always means the same output)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support the step cache")
+
+    def load_cached(self, digest: str) -> bytes | None:
+        """The bytes stored under ``digest`` (or ``None``), and mark the entry used now."""
+        raise NotImplementedError(f"{type(self).__name__} does not support the step cache")
+
+    def cached_entries(self) -> list[CacheEntry]:
+        """Every cache entry with its size and last use (for least-recently-used eviction)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support the step cache")
+
+    def delete_cached(self, digests: Iterable[str]) -> None:
+        """Remove cache entries (missing ones are ignored)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support the step cache")
 
     # ---- purity -----------------------------------------------------------
     @abc.abstractmethod

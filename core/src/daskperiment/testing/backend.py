@@ -21,6 +21,7 @@ import concurrent.futures
 import multiprocessing
 import pickle
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -240,6 +241,26 @@ class BackendTests:
         backend.export_code(1, "def f():\n    pass\n")
 
     # ---- purity -----------------------------------------------------------------------
+    def test_step_cache_round_trip_and_eviction_support(self, backend: Backend) -> None:
+        """With ``supports_cache``: entries are content-addressed bytes, listed with sizes, marked
+        used on load (least-recently-used eviction), and deleted by digest. Large outputs too."""
+        if not backend.supports_cache:
+            pytest.skip(f"{type(backend).__name__} does not implement the step cache")
+        assert backend.load_cached("d0") is None and backend.cached_entries() == []
+        big = bytes(range(256)) * (5 * 2**20 // 256)  # 5 MiB: backends that chunk must chunk
+        backend.save_cached("d1", b"one")
+        backend.save_cached("d2", big)
+        backend.save_cached("d1", b"one")  # idempotent
+        assert backend.load_cached("d1") == b"one" and bytes(backend.load_cached("d2") or b"") == big
+        entries = {e.digest: e for e in backend.cached_entries()}
+        assert {d: e.size for d, e in entries.items()} == {"d1": 3, "d2": len(big)}
+        time.sleep(0.02)
+        backend.load_cached("d1")
+        assert {e.digest: e for e in backend.cached_entries()}["d1"].last_used > entries["d1"].last_used
+        backend.delete_cached(["d2", "missing"])
+        assert backend.load_cached("d2") is None
+        assert [e.digest for e in backend.cached_entries()] == ["d1"]
+
     def test_step_hashes_swap(self, backend: Backend) -> None:
         """The previous output hash for the same input comes back; new inputs give None."""
         assert backend.swap_step_hashes([("f", "in1", "out1"), ("g", "in1", "x")]) == [None, None]

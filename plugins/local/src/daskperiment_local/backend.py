@@ -9,6 +9,7 @@ Layout under the backend directory (``<id>`` is the experiment id):
 ``code/<id>_<trial>.py``    the code context of each trial, for diff tools and git
                             (hard links to ``code/.by-digest/``: one copy per distinct code)
 ``environment/<section>_<id>_<digest>.{json,txt}``  each distinct environment, once
+``stepcache/<digest>.pkl``  step cache entries; the file's mtime is its last use
 ==========================  ====================================================
 
 Why SQLite: it gives atomic trial-id allocation across threads and processes
@@ -34,7 +35,7 @@ import numpy as np
 from daskperiment.backends import Backend
 from daskperiment.errors import BackendError
 from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
-                                  MetricSeries)
+                                  CacheEntry, MetricSeries)
 
 logger = logging.getLogger("daskperiment.local")
 
@@ -286,6 +287,45 @@ class LocalBackend(Backend):
             self._write_file(f"code/{os.path.basename(target)}", data)
             blob = None
         self._local.code_blob = blob
+
+    # ---- step cache ---------------------------------------------------------------------
+    supports_cache = True
+
+    def _cache_path(self, digest: str) -> pathlib.Path:
+        if not digest.isalnum():
+            raise ValueError(f"cache digest must be alphanumeric, got {digest!r}")
+        return self.path / "stepcache" / f"{digest}.pkl"
+
+    def save_cached(self, digest: str, data: bytes) -> None:
+        self._write_file(f"stepcache/{self._cache_path(digest).name}", data)
+
+    def load_cached(self, digest: str) -> bytes | None:
+        path = self._cache_path(digest)
+        try:
+            data = path.read_bytes()
+            os.utime(path)  # last use, for eviction
+        except FileNotFoundError:
+            return None
+        return data
+
+    def cached_entries(self) -> list[CacheEntry]:
+        try:
+            found = list(os.scandir(self.path / "stepcache"))
+        except FileNotFoundError:
+            return []
+        entries = []
+        for entry in found:
+            if entry.name.endswith(".pkl") and not entry.name.startswith("."):
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # evicted meanwhile
+                    continue
+                entries.append(CacheEntry(entry.name[:-4], st.st_size, st.st_mtime))
+        return entries
+
+    def delete_cached(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            self._cache_path(digest).unlink(missing_ok=True)
 
     # ---- documents -------------------------------------------------------------------
     def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:

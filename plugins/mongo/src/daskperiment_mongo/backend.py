@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
 from daskperiment.backends import Backend
-from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, MetricSeries
+from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries
 from daskperiment.errors import BackendError
 
 from . import chunks, codec
@@ -298,6 +299,41 @@ class MongoBackend(Backend):
                 return data
         raise BackendError(f"{self!r}: the persisted result of step {step!r} in trial {trial_id} "
                            "keeps changing or is incomplete; try again.")
+
+    # ---- step cache -------------------------------------------------------------------------
+    supports_cache = True
+
+    @guarded("save a step-cache entry")
+    def save_cached(self, digest: str, data: bytes) -> None:
+        """Like a persisted result: small outputs in the document, large ones as chunks written first."""
+        data = bytes(data)
+        fields: dict[str, Any] = {"category": "cache", "digest": digest, "size": len(data), "used": time.time(),
+                                  "data": data, "data_blob": None}
+        if len(data) > chunks.CHUNK_BYTES:
+            fields["data"], fields["data_blob"] = None, self._write_blob(data)
+        collection = self._writable()
+        retry(lambda: collection.update_one({"_id": _key("cache", digest)}, {"$setOnInsert": fields}, upsert=True))
+
+    @guarded("load a step-cache entry")
+    def load_cached(self, digest: str) -> bytes | None:
+        doc = self._col().find_one_and_update({"_id": _key("cache", digest)}, {"$set": {"used": time.time()}})
+        if doc is None:
+            return None
+        return doc["data"] if doc.get("data_blob") is None else self._join_blob(doc["data_blob"])
+
+    @guarded("list the step cache")
+    def cached_entries(self) -> list[CacheEntry]:
+        found = self._col().find({"category": "cache"}, {"digest": True, "size": True, "used": True})
+        return [CacheEntry(doc["digest"], int(doc["size"]), float(doc["used"])) for doc in found]
+
+    @guarded("delete step-cache entries")
+    def delete_cached(self, digests: Iterable[str]) -> None:
+        ids = [_key("cache", digest) for digest in digests]
+        if ids:
+            collection = self._writable()
+            for doc in collection.find({"_id": {"$in": ids}, "data_blob": {"$ne": None}}, {"data_blob": True}):
+                collection.delete_many({"_id": {"$in": chunks.chunk_ids(doc["data_blob"])}})
+            collection.delete_many({"_id": {"$in": ids}})
 
     def _write_blob(self, data: bytes) -> dict[str, Any]:
         reference, documents = chunks.blob_documents(data)

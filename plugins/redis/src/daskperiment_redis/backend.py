@@ -22,13 +22,14 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from daskperiment.backends import Backend
 from daskperiment import records
-from daskperiment.records import HISTORY_FIELDS, START_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, MetricSeries
+from daskperiment.records import HISTORY_FIELDS, START_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries
 
 from . import scripts
 from .codec import decode_metric_chunks, dumps, encode_metric_chunks
@@ -272,6 +273,42 @@ class RedisBackend(Backend):
     @_guarded("loading a persisted result")
     def load_persisted(self, step: str, trial_id: int) -> bytes | None:
         return self._redis().get(self.keys.persisted(step, trial_id))
+
+    # ---- step cache ---------------------------------------------------------------------
+    supports_cache = True
+
+    @_guarded("saving a step-cache entry")
+    def save_cached(self, digest: str, data: bytes) -> None:
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.set(self.keys.cached(digest), data)
+        pipe.zadd(self.keys.cache_used, {digest: time.time()})
+        pipe.execute()
+
+    @_guarded("loading a step-cache entry")
+    def load_cached(self, digest: str) -> bytes | None:
+        data = self._redis().get(self.keys.cached(digest))
+        if data is not None:
+            self._redis().zadd(self.keys.cache_used, {digest: time.time()}, xx=True)
+        return data
+
+    @_guarded("listing the step cache")
+    def cached_entries(self) -> list[CacheEntry]:
+        used = self._redis().zrange(self.keys.cache_used, 0, -1, withscores=True)
+        pipe = self._redis().pipeline(transaction=False)
+        for digest, _ in used:
+            pipe.strlen(self.keys.cached(digest.decode()))
+        sizes = pipe.execute()
+        return [CacheEntry(digest.decode(), int(size), float(score))
+                for (digest, score), size in zip(used, sizes) if size]
+
+    @_guarded("deleting step-cache entries")
+    def delete_cached(self, digests: Iterable[str]) -> None:
+        digests = list(digests)
+        if digests:
+            pipe = self._redis().pipeline(transaction=True)
+            pipe.delete(*(self.keys.cached(d) for d in digests))
+            pipe.zrem(self.keys.cache_used, *digests)
+            pipe.execute()
 
     # ---- documents ----------------------------------------------------------------------
     @_guarded("saving a document")

@@ -21,6 +21,7 @@ class Keys:
         "metric_names",
         "prefix",
         "step_clock",
+        "cache_used",
         "trial_outcome",
         "trial_pickle",
         "trial_start",
@@ -43,6 +44,8 @@ class Keys:
         self.metric_names = p + "metric_keys"
         #: string, ``INCRBY``: recency clock of the purity records
         self.step_clock = p + "step_clock"
+        #: sorted set, step-cache digest scored by its last use (POSIX time)
+        self.cache_used = p + "stepcache_used"
 
     def metric(self, trial_id: int, key: str) -> str:
         """List of raw chunks of metric ``key`` in ``trial_id`` (see :mod:`.codec`)."""
@@ -55,6 +58,10 @@ class Keys:
     def persisted(self, step: str, trial_id: int) -> str:
         """String: the raw (cloudpickle) bytes a ``@ex.persist`` step returned."""
         return f"{self.prefix}persist:{step}:{int(trial_id)}"
+
+    def cached(self, digest: str) -> str:
+        """String: a step's pickled output in the step cache, by its digest."""
+        return f"{self.prefix}stepcache:{digest}"
 
     def document(self, kind: str, digest: str) -> str:
         """String: JSON of a content-addressed document (``code`` or ``environment``)."""
