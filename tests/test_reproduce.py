@@ -159,3 +159,18 @@ def test_reproduces_identically_on_a_local_cluster_with_process_workers(tmp_path
         first = result.with_parameters(n=4).compute(scheduler=client)
         report = ex.reproduce(1, scheduler=client)
     assert report.identical and report.result == first
+
+
+def test_a_package_installed_since_the_trial_is_reported(tmp_path, monkeypatch, caplog):
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    ex, result = _random_experiment(tmp_path, "envchange")
+    result.with_parameters(n=2).compute(seed=3)
+    info = site / "tinypkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n")
+    report = ex.reproduce(1)
+    assert report.environment.packages.added == {"tinypkg": "1.0"}
+    assert report.identical  # the result did not change
+    assert any("Environment changed since trial 1: packages:" in r.getMessage() for r in caplog.records)
