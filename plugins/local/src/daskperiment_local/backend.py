@@ -53,10 +53,13 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_key_trial ON metrics (key, trial_id, seq);
 CREATE TABLE IF NOT EXISTS documents (
     kind TEXT NOT NULL, digest TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, digest));
-CREATE TABLE IF NOT EXISTS step_hashes (
-    step TEXT NOT NULL, input_hash TEXT NOT NULL, output_hash TEXT NOT NULL, UNIQUE (step, input_hash));
-CREATE INDEX IF NOT EXISTS step_hashes_recency ON step_hashes (step);
+CREATE TABLE IF NOT EXISTS purity (
+    step TEXT NOT NULL, input_hash TEXT NOT NULL, output_hash TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (step, input_hash)) WITHOUT ROWID;
 """
+
+#: New purity entries (per process) between two prunings of the purity record to its limit.
+PRUNE_EVERY = 1_000
 
 #: Columns added after the first release, for databases created before them: (column, type).
 ADDED_COLUMNS = (("sweep", "TEXT"), ("result_step", "TEXT"), ("reproduces", "INTEGER"), ("steps", "TEXT"))
@@ -76,6 +79,7 @@ def _initialise(conn: sqlite3.Connection) -> None:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
             _add_columns(conn)
+            _move_step_hashes(conn)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == 99:
@@ -94,6 +98,22 @@ def _add_columns(conn: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:
                 if "duplicate column" not in str(exc):
                     raise
+
+
+def _move_step_hashes(conn: sqlite3.Connection) -> None:
+    """Databases written before the ``purity`` table kept the record in ``step_hashes`` (a rowid
+    table with two indexes, a third more work per trial): move its rows over once, in order."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'step_hashes'").fetchone():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'step_hashes'").fetchone():
+                conn.execute("INSERT OR REPLACE INTO purity (step, input_hash, output_hash, seq) "
+                             "SELECT step, input_hash, output_hash, rowid FROM step_hashes")
+                conn.execute("DROP TABLE step_hashes")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def _loads_column(texts: Iterable[str | None]) -> list[Any]:
@@ -378,24 +398,27 @@ class LocalBackend(Backend):
         return result
 
     def _swap_in_transaction(self, db: sqlite3.Connection, entries: list[tuple[str, str, str]]) -> list[str | None]:
-        """Read the previous outputs, then upsert (REPLACE gives a new rowid, so rowid order is
-        recency order and pruning keeps the newest inputs)."""
-        known: dict[tuple[str, str], str] = {}
+        """Read the previous outputs, then upsert with a fresh ``seq`` (recency: pruning keeps the
+        newest inputs of a step). Pruning sorts a step's entries, so it runs once per
+        :data:`PRUNE_EVERY` new entries of this process, not on every trial."""
+        known: dict[tuple[str, str], str | None] = {}
         previous = []
         for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
             if (step, input_hash) not in known:
-                row = db.execute("SELECT output_hash FROM step_hashes WHERE step = ? AND input_hash = ?",
+                row = db.execute("SELECT output_hash FROM purity WHERE step = ? AND input_hash = ?",
                                  (step, input_hash)).fetchone()
                 known[(step, input_hash)] = row[0] if row else None
             previous.append(known[(step, input_hash)])
             known[(step, input_hash)] = output_hash
-        db.executemany("INSERT OR REPLACE INTO step_hashes (step, input_hash, output_hash) VALUES (?, ?, ?)",
-                       entries)
+        seq = time.time_ns()
+        db.executemany("INSERT INTO purity (step, input_hash, output_hash, seq) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT DO UPDATE SET output_hash = excluded.output_hash, seq = excluded.seq",
+                       [(step, input_hash, output_hash, seq + i) for i, (step, input_hash, output_hash)
+                        in enumerate(entries)])
         self._local.unpruned = getattr(self._local, "unpruned", 0) + len(entries)
-        if self._local.unpruned >= 64:  # prune now and then, not on every trial
+        if self._local.unpruned >= PRUNE_EVERY:
             self._local.unpruned = 0
             for step in {e[0] for e in entries}:
-                db.execute("DELETE FROM step_hashes WHERE step = ? AND rowid <= (SELECT rowid FROM "
-                           "step_hashes WHERE step = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
-                           (step, step, STEP_HASH_LIMIT))
+                db.execute("DELETE FROM purity WHERE step = ? AND seq <= (SELECT seq FROM purity WHERE step = ? "
+                           "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (step, step, STEP_HASH_LIMIT))
         return previous
