@@ -108,7 +108,7 @@ def mongo_server_uri(stack: list[Any]) -> str:
     """The server to measure: DASKPERIMENT_TEST_MONGO_URI, or a private nx-27017 started here."""
     if os.environ.get("DASKPERIMENT_TEST_MONGO_URI"):
         return os.environ["DASKPERIMENT_TEST_MONGO_URI"].rstrip("/") + "/"
-    from daskperiment.testing.servers import MongoServer
+    from pytest_daskperiment.servers import MongoServer
 
     server = MongoServer().start()
     stack.append(server)

@@ -1,7 +1,7 @@
 """Redis backend speed as ratios to the local backend on the same work (prints numbers, asserts nothing).
 
 Starts its own ``redis-server`` on 127.0.0.1 (a free port, a temporary directory, no
-persistence, like a tmpfs) via :mod:`daskperiment.testing.servers`; the local backend
+persistence, like a tmpfs) via :mod:`pytest_daskperiment.servers`; the local backend
 writes to a temporary directory. Measured for both:
 
 * per-trial time of the quickstart experiment (median), and its overhead over bare
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("daskperiment").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING)
     import redis
-    from daskperiment.testing.servers import RedisServer
+    from pytest_daskperiment.servers import RedisServer
 
     sizes = (200, 200_000, 10_000) if args.quick else (1_000, 1_000_000, 100_000)
     try:

@@ -8,7 +8,7 @@ peers venv. Variants (``--variant``):
 * ``floor``: the same two-step graph computed by bare ``dask.compute``, nothing recorded — the
   cost of Dask itself, so ``ours − floor`` is our tracking overhead (trials workload only);
 * ``redis`` / ``mongo``: our Redis and MongoDB backends against private servers started here on
-  127.0.0.1 (a free port, a temp dir) by :mod:`daskperiment.testing.servers` (workload 6).
+  127.0.0.1 (a free port, a temp dir) by :mod:`pytest_daskperiment.servers` (the pytest-daskperiment distribution) (workload 6).
 
 Same CLI and JSON as every peer (see README.md).
 """
@@ -49,7 +49,7 @@ class Daskperiment(Tool):
         if self.variant in ("local", "floor"):
             return root / "daskperiment_cache"
         if self._server_uri is None:
-            from daskperiment.testing.servers import MongoServer, RedisServer
+            from pytest_daskperiment.servers import MongoServer, RedisServer
 
             server_cls = RedisServer if self.variant == "redis" else MongoServer
             uri = self._servers.enter_context(server_cls()).uri

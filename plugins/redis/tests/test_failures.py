@@ -8,7 +8,7 @@ import daskperiment
 import pytest
 import redis
 from daskperiment.errors import BackendUnavailableError
-from daskperiment.testing.servers import free_port
+from pytest_daskperiment import free_port
 from daskperiment_redis import RedisBackend
 
 

@@ -35,7 +35,7 @@ def test_cli_history_code_and_metric(redis_uri, capsys):
 
 
 def test_cli_error_for_a_down_server_is_one_line(capsys):
-    from daskperiment.testing.servers import free_port
+    from pytest_daskperiment import free_port
 
     assert main(["history", "x", "--backend", f"redis://:pw@127.0.0.1:{free_port()}/0"]) == 2
     err = capsys.readouterr().err

