@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -31,6 +32,19 @@ def _down(uri: str) -> bool:
         psycopg.connect(uri, connect_timeout=1).close()
     except psycopg.OperationalError:
         return True
+    return False
+
+
+def _all_dead(processes: list[psutil.Process], timeout: float = 5.0) -> bool:
+    """Every process gone or a zombie (dead, not yet reaped by whoever inherited it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in processes):
+                return True
+        except psutil.NoSuchProcess:
+            continue
+        time.sleep(0.05)
     return False
 
 
@@ -80,8 +94,7 @@ def test_restart_keeps_data_and_port_and_a_kill_is_a_crash_it_recovers_from():
         children = psutil.Process(server.pid).children(recursive=True)
         server.kill()
         assert not server.is_running and _down(server.uri)
-        assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children), \
-            "a kill takes the backends with it (they hold shared memory)"
+        assert _all_dead(children), "a kill takes the backends with it (they hold shared memory)"
         server.start()
         assert _scalar(server.uri, "SELECT count(*) FROM t") == 2
 
