@@ -156,9 +156,9 @@ def postgresql_server_or_skip(**kwargs: Any) -> AnyPostgreSQL:
     form; its user must be allowed to create databases.
     """
     external = external_server(POSTGRES_URI_ENV, "PostgreSQL server", _ping_postgresql,
-                               to_url=lambda uri: with_scheme(uri, "postgresql+psycopg"))
+                               forms=(lambda uri: with_scheme(uri, "postgresql"),
+                                      lambda uri: with_scheme(uri, "postgresql+psycopg")))
     if external is not None:
-        external.uri = with_scheme(external.uri, "postgresql")
         return external
     server = PostgreSQLServer(**kwargs)
     _start_or_skip(server, "POSTGRESQL SERVER", POSTGRESQL_INSTALL_HINT, POSTGRES_URI_ENV)
@@ -173,9 +173,9 @@ def mariadb_server_or_skip(**kwargs: Any) -> AnyMariaDB:
     but do not start, or a missing client, fail on CI like any other server.
     """
     external = external_server(MARIADB_URI_ENV, "MariaDB server", _ping_mariadb,
-                               to_url=lambda uri: with_scheme(uri, "mysql+pymysql"))
+                               forms=(lambda uri: with_scheme(uri, "mysql"),
+                                      lambda uri: with_scheme(uri, "mysql+pymysql")))
     if external is not None:
-        external.uri = with_scheme(external.uri, "mysql")
         return external
     if find_mariadb_binaries() is None:
         message = (f"MARIADB SERVER UNAVAILABLE, TESTS NOT RUN: MariaDB binaries are absent (no mariadbd/mysqld "

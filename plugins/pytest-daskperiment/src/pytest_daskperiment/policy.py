@@ -54,11 +54,12 @@ def server_unavailable(what: str, reason: str, install: str, env_var: str) -> No
 
 
 def external_server(env_var: str, what: str, ping: Callable[[str], None],
-                    to_url: Callable[[str], str] | None = None) -> ExternalServer | None:
+                    forms: tuple[Callable[[str], str], Callable[[str], str]] | None = None) -> ExternalServer | None:
     """The server named by ``env_var``, checked to answer; ``None`` if the variable is unset.
 
-    ``ping`` gets the URI and raises if the server does not answer; ``to_url`` turns the URI
-    into the SQLAlchemy form for SQL servers.
+    ``ping`` gets the URI and raises if the server does not answer. ``forms`` turn the given
+    URI into the driver-less ``uri`` and the SQLAlchemy ``url`` for SQL servers (the variable
+    may hold either).
     """
     uri = os.environ.get(env_var, "").strip()
     if not uri:
@@ -69,4 +70,7 @@ def external_server(env_var: str, what: str, ping: Callable[[str], None],
         pytest.fail(f"{env_var}={uri!r} is set but that {what} does not answer: {exc!r}. "
                     f"Start it, or unset {env_var} to let the tests start their own.", pytrace=False)
     logger.info("using the external %s from %s", what, env_var)
-    return ExternalServer(uri, to_url(uri) if to_url is not None else None)
+    if forms is None:
+        return ExternalServer(uri)
+    to_uri, to_url = forms
+    return ExternalServer(to_uri(uri), to_url(uri))

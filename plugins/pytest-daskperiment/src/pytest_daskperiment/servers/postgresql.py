@@ -109,7 +109,6 @@ class PostgreSQLServer(ManagedServer):
         bin_dir = self.bin_dir or find_postgresql_bin_dir()
         if bin_dir is None or not (bin_dir / name).is_file():
             where = f"in {bin_dir}" if bin_dir else "on PATH nor in " + " or ".join(_VERSIONED_DIRS)
-            where += f" ({POSTGRESQL_BIN_ENV}={os.environ[POSTGRESQL_BIN_ENV]!r})" if POSTGRESQL_BIN_ENV in os.environ else ""
             raise ServerUnavailable(f"no PostgreSQL {name!r} binary {where}", hint=POSTGRESQL_INSTALL_HINT)
         return str(bin_dir / name)
 

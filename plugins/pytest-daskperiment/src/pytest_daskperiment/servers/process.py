@@ -14,11 +14,13 @@ between choosing and binding is replaced, output goes to a log file in the data 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -173,7 +175,7 @@ class _PingingExecutor(TCPExecutor):
         return True
 
 
-class ManagedServer:
+class ManagedServer(abc.ABC):
     """Start/stop/kill/restart of one private server; subclasses give the command and the ping.
 
     The port is chosen once (a busy auto-chosen port is replaced at start) and kept across
@@ -184,7 +186,7 @@ class ManagedServer:
     external: ClassVar[bool] = False
     name: ClassVar[str] = "server"
     #: signal that asks the server to shut down cleanly
-    stop_signal: ClassVar[int] = 15  # SIGTERM
+    stop_signal: ClassVar[int] = signal.SIGTERM
 
     def __init__(self, *, port: int | None = None, data_dir: str | os.PathLike[str] | None = None,
                  startup_timeout: float = DEFAULT_STARTUP_TIMEOUT, host: str = "127.0.0.1") -> None:
@@ -204,17 +206,18 @@ class ManagedServer:
         self._log_file: IO[bytes] | None = None
 
     # -- to implement -------------------------------------------------------------------
+    @abc.abstractmethod
     def _command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line (it must stay in the foreground: mirakuru holds its pid)."""
 
+    @abc.abstractmethod
     def _ping(self) -> None:
         """Raise unless the server answers a real request."""
-        raise NotImplementedError
 
-    def _check_available(self) -> None:
+    def _check_available(self) -> None:  # noqa: B027 - optional hook, nothing to check by default
         """Raise :class:`ServerUnavailable` if the server software is missing."""
 
-    def _prepare(self) -> None:
+    def _prepare(self) -> None:  # noqa: B027 - optional hook, nothing to prepare by default
         """Work before each start (e.g. creating the database cluster on the first one)."""
 
     def _popen_kwargs(self) -> dict[str, Any]:
