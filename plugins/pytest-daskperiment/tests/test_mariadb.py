@@ -12,7 +12,7 @@ import pytest
 from pytest_daskperiment import fixtures, policy
 from pytest_daskperiment.servers import MariaDBServer
 from pytest_daskperiment.servers.mariadb import MARIADB_BIN_ENV, connect, find_mariadb_binaries
-from pytest_daskperiment.servers.process import RESERVED_PORTS
+from pytest_daskperiment.servers.process import RESERVED_PORTS, ServiceAccount
 
 pymysql = pytest.importorskip("pymysql")
 
@@ -60,6 +60,15 @@ def test_starts_on_a_free_local_port_in_a_temporary_directory_and_keeps_data_acr
         assert _rows(server.uri, "SELECT n FROM d.t") == ((1,),)
         data_dir = server.data_dir
     assert not data_dir.exists() and _down(server.uri)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs as root only: the fallback when there is no mysql user")
+def test_as_root_without_a_mysql_user_it_runs_as_root_by_consent(monkeypatch):
+    _require_mariadb()
+    monkeypatch.setattr(ServiceAccount, "lookup", classmethod(lambda cls, name: None))  # mariadb-server-core alone
+    with MariaDBServer() as server:
+        assert psutil.Process(server.pid).username() == "root" and "--user=root" in psutil.Process(server.pid).cmdline()
+        assert _rows(server.uri, "SELECT 1") == ((1,),)
 
 
 @pytest.mark.parametrize("run", [1, 2])

@@ -3,8 +3,10 @@
 The binaries come from ``PATH`` or ``/usr/sbin`` and ``/usr/bin`` (Debian installs ``mariadbd``
 in ``/usr/sbin``, not on an unprivileged ``PATH``). Running as root, the server and the install
 script run as the ``mysql`` system user (the same as ``--user=mysql``, without a root process
-in between) with the data directory chowned to it. The server listens on 127.0.0.1 only,
-never on the machine's 3306; its socket, pid file and log stay in the data directory.
+in between) with the data directory chowned to it; where there is no such user (Debian's
+``mariadb-server-core`` alone does not create it) they run as root with ``--user=root``.
+The server listens on 127.0.0.1 only, never on the machine's 3306; its socket, pid file and
+log stay in the data directory.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ __all__ = ["MARIADB_BIN_ENV", "MARIADB_INSTALL_HINT", "MariaDBServer", "connect"
 MARIADB_BIN_ENV = "DASKPERIMENT_TEST_MARIADB_BIN"
 
 #: what to install when no MariaDB can be found (Debian/Ubuntu package name)
-MARIADB_INSTALL_HINT = "apt-get install mariadb-server   (or mariadb-server-core), and pip install pymysql"
+MARIADB_INSTALL_HINT = "apt-get install mariadb-server-core   (or mariadb-server), and pip install pymysql"
 
 _SEARCH_PATH = os.pathsep.join(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"])
 
@@ -103,9 +105,12 @@ class MariaDBServer(ManagedServer):
         self._binaries()
         if importlib.util.find_spec("pymysql") is None:
             raise ServerUnavailable("the Python client 'pymysql' is not installed", hint="pip install pymysql")
-        self._account = ServiceAccount.for_root(
-            "mysql", hint="apt-get install mariadb-server (creates the 'mysql' user), or run the tests as an "
-                          "unprivileged user")
+        # as root: the mysql user (mariadb-server creates it); without one (mariadb-server-core
+        # alone), root itself, which mariadbd accepts only when told so with --user=root
+        self._account = ServiceAccount.lookup("mysql") if os.geteuid() == 0 else None
+
+    def _as_root(self) -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 and self._account is None else []
 
     def _popen_kwargs(self) -> dict[str, Any]:
         return self._account.popen_kwargs() if self._account is not None else {}
@@ -116,7 +121,7 @@ class MariaDBServer(ManagedServer):
         if self._account is not None:
             self._account.give(self.data_dir)
         command = [self._binaries()[1], "--no-defaults", f"--datadir={self.db_dir}",
-                   "--auth-root-authentication-method=normal", "--skip-test-db"]
+                   "--auth-root-authentication-method=normal", "--skip-test-db", *self._as_root()]
         what = "mariadb-install-db" + (f" (as the system user {self._account.name!r})" if self._account else "")
         run_checked(command, what, log_path=self.log_path,
                     timeout=max(self.startup_timeout, 120.0), cwd=self.data_dir, **self._popen_kwargs())
@@ -126,7 +131,7 @@ class MariaDBServer(ManagedServer):
                 f"--bind-address={self.host}", f"--socket={self.data_dir / 'mariadb.sock'}",
                 f"--pid-file={self.data_dir / 'mariadb.pid'}", f"--tmpdir={self.data_dir}",
                 "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-                "--innodb-flush-log-at-trx-commit=2"]
+                "--innodb-flush-log-at-trx-commit=2", *self._as_root()]
 
     def _ping(self) -> None:
         connection = self.client(connect_timeout=2)

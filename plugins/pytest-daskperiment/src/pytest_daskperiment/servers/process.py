@@ -96,17 +96,25 @@ class ServiceAccount:
     gid: int
 
     @classmethod
+    def lookup(cls, name: str) -> ServiceAccount | None:
+        """The system user ``name``, or ``None`` if there is none."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return cls(name, entry.pw_uid, entry.pw_gid)
+
+    @classmethod
     def for_root(cls, name: str, hint: str) -> ServiceAccount | None:
         """The account ``name`` when this process is root, else ``None`` (run as ourselves)."""
         if os.geteuid() != 0:
             return None
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
+        account = cls.lookup(name)
+        if account is None:
             raise ServerUnavailable(
                 f"running as root, and the server refuses root: it must run as the system user "
-                f"{name!r}, which does not exist", hint=hint) from None
-        return cls(name, entry.pw_uid, entry.pw_gid)
+                f"{name!r}, which does not exist", hint=hint)
+        return account
 
     def popen_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`subprocess.Popen` that drop root for this account."""
