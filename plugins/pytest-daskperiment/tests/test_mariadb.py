@@ -79,6 +79,22 @@ def test_mariadb_url_is_a_fresh_database_of_its_own(mariadb_url, run):
     _rows(mariadb_url, "CREATE TABLE left_over (run int)")
 
 
+def test_a_database_is_dropped_even_with_a_transaction_left_open_on_it(mariadb_server):
+    if mariadb_server.external:
+        pytest.skip("checks the private server's process list")
+    _rows(mariadb_server.uri, "CREATE DATABASE left_open")
+    _rows(mariadb_server.uri, "CREATE TABLE left_open.t (n int) ENGINE=InnoDB")
+    holder = connect(fixtures.with_database(mariadb_server.uri, "left_open"), autocommit=False)
+    with holder.cursor() as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")  # holds a metadata lock on t until commit
+    fixtures._drop_mariadb_database(mariadb_server.uri, "left_open")
+    assert _rows(mariadb_server.uri, "SHOW DATABASES LIKE 'left_open'") == ()
+    with pytest.raises(pymysql.err.OperationalError):
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    holder.close()
+
+
 def test_absent_binaries_skip_loudly_even_on_ci(no_overrides, tmp_path):
     no_overrides.setenv(MARIADB_BIN_ENV, str(tmp_path))  # no mariadbd there
     no_overrides.setenv("CI", "true")

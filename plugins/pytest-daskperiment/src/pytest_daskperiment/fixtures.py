@@ -286,10 +286,25 @@ def postgresql_url(postgresql_server: AnyPostgreSQL) -> Iterator[str]:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _drop_mariadb_database(uri: str, name: str) -> None:
+    """Drop ``name`` after ending the connections still using it: an open transaction there would
+    hold a metadata lock that DROP DATABASE waits for (``lock_wait_timeout`` is a year)."""
+    connection = connect_mariadb(uri)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+                           (name,))
+            for (thread_id,) in cursor.fetchall():
+                cursor.execute(f"KILL {int(thread_id)}")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        connection.close()
+
+
 @pytest.fixture
 def mariadb_url(mariadb_server: AnyMariaDB) -> Iterator[str]:
     """``mysql+pymysql://root@127.0.0.1:PORT/test_<uuid hex>``: a database of its own (utf8mb4),
-    dropped after the test."""
+    dropped after the test (connections the test left open on it are ended first)."""
     import pymysql
 
     _ensure_running(mariadb_server)
@@ -302,9 +317,4 @@ def mariadb_url(mariadb_server: AnyMariaDB) -> Iterator[str]:
         connection.close()
     yield with_database(mariadb_server.url, name)
     with contextlib.suppress(pymysql.Error):
-        connection = connect_mariadb(mariadb_server.uri)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        finally:
-            connection.close()
+        _drop_mariadb_database(mariadb_server.uri, name)
