@@ -54,6 +54,26 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Release connections; the backend reconnects on next use."""
 
+    # ---- reading without disturbing the writer ------------------------------
+    def read_only(self) -> Backend:
+        """A view of the same storage that never writes, takes no write lock and creates nothing.
+
+        The dashboard and the report read through it, so looking at an experiment can
+        never lock, slow or alter the one that is running. The default returns ``self``:
+        right for stores whose reads neither lock writers out nor create anything (a
+        database server). A backend whose reads could (SQLite files, a directory that
+        is created on first use) overrides it; writing through the view is an error.
+        """
+        return self
+
+    def experiment_ids(self) -> list[str]:
+        """Sorted ids of the experiments stored alongside this one (same directory, same database).
+
+        Lets the dashboard index a whole store. The default knows only its own
+        experiment, listed when it has trials; a backend that can enumerate overrides it.
+        """
+        return [self.experiment_id] if self.last_trial_id() else []
+
     # ---- trials -----------------------------------------------------------
     @abc.abstractmethod
     def start_trial(self, record: Mapping[str, Any]) -> int:
@@ -106,6 +126,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load_persisted(self, step: str, trial_id: int) -> bytes | None:
         """The bytes stored by :meth:`save_persisted`, or ``None``."""
+
+    def persisted_sizes(self, trial_id: int, steps: Iterable[str]) -> dict[str, int]:
+        """Step name → size in bytes of each result of ``steps`` persisted in ``trial_id``.
+
+        For listing what a trial kept without unpickling it (the dashboard). The
+        default reads the bytes; a backend that can ask for a size cheaply overrides it.
+        """
+        sizes = {}
+        for step in steps:
+            data = self.load_persisted(step, trial_id)
+            if data is not None:
+                sizes[step] = len(data)
+        return sizes
 
     # ---- content-addressed documents (code contexts, environments) ---------------
     @abc.abstractmethod

@@ -228,6 +228,47 @@ class BackendTests:
         assert bytes(backend.load_persisted("prepare", 2)) == b"two again"
         assert backend.load_persisted("other", 1) is None
 
+    def test_persisted_sizes_list_without_loading(self, backend: Backend) -> None:
+        """persisted_sizes names each step persisted in a trial with its size in bytes."""
+        backend.save_persisted("prepare", 1, b"x" * 1000)
+        backend.save_persisted("model", 1, b"abc")
+        backend.save_persisted("prepare", 2, b"other trial")
+        assert backend.persisted_sizes(1, ["prepare", "model", "absent"]) == {"prepare": 1000, "model": 3}
+        assert backend.persisted_sizes(3, ["prepare"]) == {}
+
+    # ---- read-only views (the dashboard) ------------------------------------------------
+    def test_read_only_view_reads_everything(self, backend: Backend) -> None:
+        """read_only() sees what the writer stored, including a trial still running."""
+        first = backend.start_trial(_record())
+        backend.finish_trial(first, _outcome())
+        running = backend.start_trial(_record(pid=2))
+        backend.save_metrics(first, "loss", np.array([0, 1]), np.array([0.5, 0.25]))
+        backend.save_document("code", "c0de", {"steps": {"f": "def f(): pass\n"}})
+        view = backend.read_only()
+        assert view.last_trial_id() == running
+        assert view.load_trials() == backend.load_trials()
+        assert view.load_history(HISTORY_FIELDS)["trial_id"] == [first, running]
+        assert view.metric_keys() == ["loss"]
+        np.testing.assert_array_equal(view.load_metrics("loss", [first])[first].values, [0.5, 0.25])
+        assert view.load_document("code", "c0de") == {"steps": {"f": "def f(): pass\n"}}
+        backend.finish_trial(running, _outcome())
+        assert view.load_trials([running])[0]["success"] is True  # a long-lived view sees new data
+
+    def test_read_only_view_of_an_empty_experiment(self, make_backend: Callable[[str], Backend]) -> None:
+        """A view of an experiment nobody wrote reads as empty (and creates nothing to say so)."""
+        view = make_backend("never_written").read_only()
+        assert view.last_trial_id() == 0
+        assert view.load_trials() == []
+        assert view.metric_keys() == []
+        assert view.load_document("code", "x") is None
+        view.close()
+
+    def test_experiment_ids_lists_this_experiment(self, backend: Backend) -> None:
+        """experiment_ids() includes an experiment once it has a trial (the dashboard's index)."""
+        backend.finish_trial(backend.start_trial(_record()), _outcome())
+        assert backend.experiment_id in backend.experiment_ids()
+        assert backend.experiment_id in backend.read_only().experiment_ids()
+
     def test_documents_are_content_addressed(self, backend: Backend) -> None:
         """Documents round-trip as plain data; saving a digest twice is harmless."""
         doc = {"steps": {"f": "def f():\n    return 1\n"}, "n": 1, "nested": {"l": [1, "x", None]}}

@@ -15,6 +15,10 @@ Layout under the backend directory (``<id>`` is the experiment id):
 Why SQLite: it gives atomic trial-id allocation across threads and processes
 (``INTEGER PRIMARY KEY``), crash safety (a killed process leaves a rolled-back
 transaction, never a torn file) and appends in O(1) whatever the history size.
+
+:meth:`LocalBackend.read_only` gives a view for readers (the dashboard, reports) that
+opens the database with ``mode=ro``: it never takes a write lock, creates no
+directory or database, and works on a directory the reader cannot write.
 """
 
 from __future__ import annotations
@@ -126,10 +130,11 @@ class LocalBackend(Backend):
 
     scheme = "file"
 
-    def __init__(self, experiment_id: str, path: str | os.PathLike[str]) -> None:
+    def __init__(self, experiment_id: str, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         super().__init__(experiment_id)
         self._display = pathlib.Path(path).as_posix()
         self.path = pathlib.Path(path).absolute()
+        self.is_read_only = read_only
         self._local = threading.local()
 
     @classmethod
@@ -138,11 +143,28 @@ class LocalBackend(Backend):
         return cls(experiment_id, unquote(parts.netloc + parts.path))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment_id": self.experiment_id, "_display": self._display, "path": self.path}
+        return {"experiment_id": self.experiment_id, "_display": self._display, "path": self.path,
+                "is_read_only": self.is_read_only}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"is_read_only": False, **state})
         self._local = threading.local()
+
+    def read_only(self) -> LocalBackend:
+        """The same directory opened for reading only (see the module docstring)."""
+        if self.is_read_only:
+            return self
+        view = LocalBackend(self.experiment_id, self.path, read_only=True)
+        view._display = self._display
+        return view
+
+    def experiment_ids(self) -> list[str]:
+        """The databases in this directory (``backend=Path(dir)`` keeps every experiment there)
+        and, in the default layout ``<root>/<id>/<id>.sqlite3``, those of the sibling directories."""
+        found = {p.stem for p in self.path.glob("*.sqlite3")}
+        if self.path.name == self.experiment_id and self.path.parent.is_dir():
+            found.update(d.name for d in self.path.parent.iterdir() if (d / f"{d.name}.sqlite3").is_file())
+        return sorted(name for name in found if name.isidentifier())
 
     @property
     def uri(self) -> str:
@@ -155,7 +177,9 @@ class LocalBackend(Backend):
     # ---- connection ---------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None and self.is_read_only:
+            conn = self._local.conn = self._open_read_only()
+        elif conn is None:
             if not self.path.exists():
                 logger.info("Creating new cache directory: %s", self.path)
             try:
@@ -169,6 +193,46 @@ class LocalBackend(Backend):
             self._local.conn = conn
         return conn
 
+    def _open_read_only(self) -> sqlite3.Connection:
+        """``mode=ro``: reads the live WAL (a running writer is never blocked nor blocks us).
+
+        In a directory we cannot write, SQLite cannot create the WAL index when no
+        writer has it open; then nobody is writing and the file is read as immutable.
+        A database from before :data:`ADDED_COLUMNS` gets a temporary view adding
+        them as NULL (temporary objects live in memory, not in the file).
+        """
+        uri = self.database.as_uri() + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+            try:
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+            except sqlite3.OperationalError as exc:
+                wal = self.database.with_name(self.database.name + "-wal")
+                if "readonly" not in str(exc) or wal.exists():
+                    raise
+                conn.close()
+                conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+            missing = [column for column, _ in ADDED_COLUMNS if column not in columns]
+            if missing:
+                nulls = ", ".join(f"NULL AS {column}" for column in missing)
+                conn.execute(f"CREATE TEMP VIEW trials AS SELECT *, {nulls} FROM main.trials")
+        except sqlite3.Error as exc:
+            raise BackendError(f"LocalBackend({self._display!r}): cannot read {self.database}: {exc}. "
+                               "Check the file exists and is readable.") from exc
+        return conn
+
+    def _check_writable(self) -> None:
+        """A read-only view refuses a write before touching anything."""
+        if self.is_read_only:
+            raise BackendError(f"LocalBackend({self._display!r}) was opened read-only (Backend.read_only()): "
+                               "write through the backend the Experiment uses instead.")
+
+    def _writer(self) -> sqlite3.Connection:
+        self._check_writable()
+        return self._db()
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -178,14 +242,14 @@ class LocalBackend(Backend):
     # ---- trials ---------------------------------------------------------------
     def start_trial(self, record: Mapping[str, Any]) -> int:
         values = [_dumps(record.get(f)) if f in JSON_FIELDS else record.get(f) for f in START_FIELDS]
-        cursor = self._db().execute(
+        cursor = self._writer().execute(
             f"INSERT INTO trials ({', '.join(START_FIELDS)}) VALUES ({', '.join('?' * len(START_FIELDS))})",
             values)
         return int(cursor.lastrowid)
 
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS]
-        self._db().execute(
+        self._writer().execute(
             f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
             [*values, trial_id])
 
@@ -241,7 +305,7 @@ class LocalBackend(Backend):
 
     # ---- metrics -----------------------------------------------------------------
     def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
-        self._db().execute(
+        self._writer().execute(
             "INSERT INTO metrics (trial_id, key, epoch_dtype, epochs, vals) VALUES (?, ?, ?, ?, ?)",
             (trial_id, key, epochs.dtype.str, epochs.tobytes(), np.asarray(values, dtype="<f8").tobytes()))
 
@@ -271,6 +335,7 @@ class LocalBackend(Backend):
     # ---- files: persisted results and code ----------------------------------------
     def _write_file(self, relative: str, data: bytes) -> None:
         """Write atomically (temp file + rename): a crash never leaves a torn file."""
+        self._check_writable()
         target = self.path / relative
         tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
@@ -292,8 +357,19 @@ class LocalBackend(Backend):
         except FileNotFoundError:
             return None
 
+    def persisted_sizes(self, trial_id: int, steps: Iterable[str]) -> dict[str, int]:
+        """One ``stat`` per step: nothing is read."""
+        sizes = {}
+        for step in steps:
+            try:
+                sizes[step] = (self.path / self._persist_path(step, trial_id)).stat().st_size
+            except FileNotFoundError:
+                continue
+        return sizes
+
     def export_code(self, trial_id: int, text: str) -> None:
         """``code/<id>_<trial>.py``: a hard link to one file per distinct code (one syscall a trial)."""
+        self._check_writable()
         data = text.encode()
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         code_dir = os.path.join(self.path, "code")
@@ -349,7 +425,7 @@ class LocalBackend(Backend):
 
     # ---- documents -------------------------------------------------------------------
     def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:
-        self._db().execute("INSERT OR IGNORE INTO documents (kind, digest, body) VALUES (?, ?, ?)",
+        self._writer().execute("INSERT OR IGNORE INTO documents (kind, digest, body) VALUES (?, ?, ?)",
                            (kind, digest, _dumps(document)))
         if kind == "environment":
             for section, value in document.items():
@@ -387,7 +463,7 @@ class LocalBackend(Backend):
             raise
 
     def _write_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        db = self._db()
+        db = self._writer()
         db.execute("BEGIN IMMEDIATE")
         try:
             result = work(db)
