@@ -74,6 +74,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return subprocess.run([sys.executable, args.script], env=env, check=False).returncode
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .dashboard.cli import report_main  # the dashboard is a leaf package, loaded only for this
+
+    logging.getLogger("daskperiment").setLevel(logging.WARNING)
+    return report_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("script", help="the experiment script (run as `python SCRIPT`)")
     reproduce.add_argument("trial_id", type=int)
     reproduce.set_defaults(func=cmd_reproduce)
+    report = experiment_parser("report", "write a self-contained offline HTML report (runs, charts, compare)")
+    report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -326,10 +326,11 @@ class Experiment:
         return on_started
 
     def start_dashboard(self, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None) -> Any:
-        """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`)."""
-        from .dashboard import serve  # the dashboard is a leaf above the experiment: imported on use
+        """Serve the read-only dashboard (see :mod:`daskperiment.dashboard`); returns the server
+        (``.url``, ``.shutdown()``). Blocking in a script, a background thread in a notebook."""
+        from .dashboard import serve_experiment  # the dashboard is a leaf above the experiment: imported on use
 
-        return serve([self], host=host, port=port, blocking=blocking)
+        return serve_experiment(self, host=host, port=port, blocking=blocking)
 
     # ---- the trial pipeline (TrialPlanner / StepOwner, see trial.py and steps.py) --------------
     @property

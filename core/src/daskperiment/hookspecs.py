@@ -133,3 +133,25 @@ def step_finished(experiment_id: str, trial_id: int, step: StepRun) -> None:
 @hookspec
 def trial_finished(experiment_id: str, trial_id: int, record: TrialOutcome) -> None:
     """Called in the driver after the trial's outcome has been stored."""
+
+
+# --------------------------------------------------------------------------
+# dashboard
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def register_routes(register: Callable[..., None]) -> None:
+    """Add pages or JSON endpoints to the dashboard (datasette's ``register_routes``).
+
+    Called once when a dashboard starts. Call ``register(pattern, handler)`` per
+    route: ``pattern`` is a regular expression matched against the whole URL path
+    (its named groups reach the handler's ``get`` as keyword arguments) and
+    ``handler`` a subclass of :class:`daskperiment.dashboard.Page`, a tornado
+    ``RequestHandler`` that answers GET and HEAD only, sends the dashboard's
+    security headers (strict Content-Security-Policy) and renders autoescaped
+    Jinja2 templates. The built-in pages are registered through this hook; a
+    pattern registered twice is an error naming both plugins.
+
+    :param register: callback owned by the dashboard's route table.
+    """
