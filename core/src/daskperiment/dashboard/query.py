@@ -213,10 +213,16 @@ def _truthy(value: Any, index: pd.Index) -> pd.Series:
     return value.map(lambda v: v is not None and v is not pd.NA and v == v and bool(v)).astype(bool)
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
 def _safe(op: Callable[[Any, Any], Any], a: Any, b: Any) -> bool:
-    if a is None or b is None or a is pd.NA or b is pd.NA:
-        return bool(op(a is None or a is pd.NA, b is None or b is pd.NA)) if op in (operator.eq, operator.ne) \
-            else False
+    """One comparison: missing equals only missing (``x == none``), other types never compare."""
+    if _missing(a) or _missing(b):
+        if op is operator.eq:
+            return _missing(a) and _missing(b)
+        return op is operator.ne and not (_missing(a) and _missing(b))
     try:
         return bool(op(a, b))
     except TypeError:
