@@ -17,10 +17,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import daskperiment
 import numpy as np
 import pytest
-
-import daskperiment
 from daskperiment import hookimpl
 from daskperiment.dashboard.catalog import Catalog
 from daskperiment.dashboard.cli import open_catalog
@@ -138,7 +137,7 @@ def test_read_only_methods(served):
         for path in ("/experiment/board", "/api/experiment/board/runs", "/static/dashboard.js", "/nope"):
             status, _ = status_of(base + path, method)
             assert status == 405, (method, path)
-    status, headers, body = get(base + "/experiment/board")  # HEAD: same headers, no body
+    _, headers, _ = get(base + "/experiment/board")  # HEAD: same headers, no body
     request = urllib.request.Request(base + "/experiment/board", method="HEAD")
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200 and response.read() == b""
@@ -285,7 +284,7 @@ def test_a_writer_in_a_write_transaction_does_not_stop_the_dashboard(tmp_path):
 
 def _board(*args, cwd):
     return subprocess.run([sys.executable, "-c", "from daskperiment.dashboard import main; raise SystemExit(main())",
-                           *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+                           *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_unknown_experiment_is_an_error_and_creates_nothing(tmp_path):
@@ -345,7 +344,8 @@ def test_report_command_writes_one_offline_file(tmp_path):
         f(x).compute()
     out = tmp_path / "report.html"
     result = subprocess.run([sys.executable, "-m", "daskperiment.cli", "report", "report_pj", "--backend",
-                             str(tmp_path / "store"), "-o", str(out)], capture_output=True, text=True, timeout=120)
+                             str(tmp_path / "store"), "-o", str(out)], capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert "<script src" not in text and "<link" not in text.replace('<link rel="icon" href="data:,">', "")
@@ -401,3 +401,32 @@ def test_hook_register_routes(tmp_path):
             collect_routes(pm)
     finally:
         set_plugin_manager(None)
+
+
+def test_a_large_table_answers_the_newest_trials_first(tmp_path, monkeypatch):
+    """From PARTIAL_FROM trials the whole table is built in the background: the first page comes from
+    the newest trials at once (``building``), the next request gets the whole table."""
+    from daskperiment.dashboard import catalog
+
+    monkeypatch.setattr(catalog, "PARTIAL_FROM", 100)
+    ex = daskperiment.Experiment("large_pj", backend=tmp_path)
+    for i in range(150):
+        trial_id = ex.backend.start_trial({"parameters": {"i": i}})
+        ex.backend.save_metrics(trial_id, "loss", np.arange(3), np.array([3.0, 1.0, 2.0]) * i)
+        ex.backend.finish_trial(trial_id, {"success": True, "result": i})
+    data = catalog.ExperimentData("large_pj", ex.backend.read_only())
+    first = json.loads(json.dumps(query_first_page(data)))
+    assert first["building"] is True and first["total"] == 150 and len(first["rows"]) == 100
+    assert first["rows"][0][0] == 150
+    names = [c["name"] for c in first["columns"]]
+    assert first["rows"][0][names.index("loss.last")] == 2.0 * 149
+    assert first["rows"][0][names.index("loss.best")] == 1.0 * 149
+    whole = data.runs()  # waits for the background build
+    assert whole.complete and len(whole.frame) == 150
+    assert query_first_page(data)["building"] is False
+
+
+def query_first_page(data):
+    from daskperiment.dashboard.runs import query_runs
+
+    return query_runs(data.runs_future(first_page=True).result())

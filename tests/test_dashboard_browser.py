@@ -13,9 +13,8 @@ import pathlib
 import shutil
 import urllib.parse
 
-import pytest
-
 import daskperiment
+import pytest
 from daskperiment.dashboard.catalog import Catalog
 from daskperiment.dashboard.report import write_report
 from daskperiment.dashboard.server import serve

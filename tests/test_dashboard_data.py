@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from daskperiment.dashboard.details import environment_changes, parameter_rows
 from daskperiment.dashboard.query import FilterError, apply_filter, parse
 from daskperiment.dashboard.series import downsample

@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-
 from daskperiment.errors import BackendError
 from daskperiment_local import LocalBackend
 
@@ -128,7 +127,7 @@ def _read_in_unwritable_directory(path: pathlib.Path) -> tuple[list, bool]:
                 os.setuid(65534)
                 results, writable = read()
                 os.write(writer, json.dumps([results, writable]).encode())
-            except BaseException as exc:
+            except Exception as exc:
                 os.write(writer, json.dumps(["error", repr(exc)]).encode())
             finally:
                 os._exit(0)

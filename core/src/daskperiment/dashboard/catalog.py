@@ -7,11 +7,13 @@ after the dashboard appear.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import Future
 from typing import Any, Callable
-
-import numpy as np
 
 from ..backends import Backend
 from ..codecontext import join_code
@@ -22,40 +24,89 @@ __all__ = ["Catalog", "ExperimentData"]
 
 #: While some trial is unfinished, the runs table is rebuilt at most this often.
 REFRESH_SECONDS = 2.0
+#: From this many trials the runs table is built in the background (about 0.1 s per 10,000 trials).
+PARTIAL_FROM = 20_000
+#: Rows answered from the newest trials while the whole table is built.
+FIRST_PAGE = 100
+
+
+def _done(runs: RunsFrame) -> Future[RunsFrame]:
+    future: Future[RunsFrame] = Future()
+    future.set_result(runs)
+    return future
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ExperimentData:
-    """One experiment's records, with the runs table cached until the experiment changes."""
+    """One experiment's records, with the runs table cached until the experiment changes.
+
+    A large table (:data:`PARTIAL_FROM` trials or more) is built in a background thread;
+    meanwhile the first page is answered from the newest trials alone (or from the previous
+    table), so the page paints at once and refreshes when the whole table is ready.
+    """
 
     def __init__(self, experiment_id: str, backend: Backend) -> None:
         self.id = experiment_id
         self.backend = backend
         self._runs: RunsFrame | None = None
+        self._partial: RunsFrame | None = None
+        self._building: Future[RunsFrame] | None = None
         self._lock = threading.Lock()
 
-    def runs(self) -> RunsFrame:
+    def _fresh(self, runs: RunsFrame | None, last_trial_id: int) -> bool:
+        return runs is not None and runs.last_trial_id == last_trial_id and (
+            not runs.unfinished or time.monotonic() - runs.built < REFRESH_SECONDS)
+
+    def runs_future(self, first_page: bool = False) -> Future[RunsFrame]:
+        """The whole, current table; with ``first_page``, whatever answers the newest trials now."""
+        last_trial_id = self.backend.last_trial_id()
         with self._lock:
-            runs = self._runs
-            if runs is not None and runs.last_trial_id == self.backend.last_trial_id() and (
-                    not runs.unfinished or time.monotonic() - runs.built < REFRESH_SECONDS):
-                return runs
-            self._runs = runs = build_runs(self.backend)
-            return runs
+            if self._fresh(self._runs, last_trial_id):
+                return _done(self._runs)
+            if last_trial_id < PARTIAL_FROM:
+                self._runs = build_runs(self.backend)
+                return _done(self._runs)
+            building = self._building
+            if building is None or building.done():
+                building = self._building = Future()
+                threading.Thread(target=self._build, args=(building,), name=f"daskperiment-runs-{self.id}",
+                                 daemon=True).start()
+            if not first_page:
+                return building
+            if self._runs is not None:  # the previous table, while the new one is built
+                return _done(dataclasses.replace(self._runs, complete=False, views=OrderedDict()))
+            if self._partial is None or self._partial.last_trial_id != last_trial_id:
+                newest = list(range(max(1, last_trial_id - FIRST_PAGE + 1), last_trial_id + 1))
+                self._partial = build_runs(self.backend, newest)
+            return _done(self._partial)
+
+    def _build(self, future: Future[RunsFrame]) -> None:
+        try:
+            runs = build_runs(self.backend)
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+            return
+        with self._lock:
+            self._runs, self._partial = runs, None
+        future.set_result(runs)
+
+    def runs(self) -> RunsFrame:
+        """The whole, current table (waits for a build in progress)."""
+        return self.runs_future().result()
 
     def summary(self) -> dict[str, Any]:
         """Trial count, status counts, last activity and the result range, for the index."""
         columns = self.backend.load_history(("trial_id", "finished", "success", "result"))
         success = columns["success"]
-        results = [r for r, s in zip(columns["result"], success)
-                   if s and isinstance(r, (int, float)) and not isinstance(r, bool) and r == r]
+        scored = [(r, t) for t, s, r in zip(columns["trial_id"], success, columns["result"]) if s and _number(r)]
         finished = [f for f in columns["finished"] if f is not None]
         best: dict[str, Any] = {}
-        if results:
-            low, high = int(np.argmin(results)), int(np.argmax(results))
-            succeeded = [t for t, s, r in zip(columns["trial_id"], success, columns["result"])
-                         if s and isinstance(r, (int, float)) and not isinstance(r, bool) and r == r]
-            best = {"lowest": results[low], "lowest_trial": succeeded[low],
-                    "highest": results[high], "highest_trial": succeeded[high]}
+        if scored:
+            (lowest, low_trial), (highest, high_trial) = min(scored), max(scored)
+            best = {"lowest": lowest, "lowest_trial": low_trial, "highest": highest, "highest_trial": high_trial}
         return {"id": self.id, "trials": len(columns["trial_id"]), "finished": sum(s is True for s in success),
                 "failed": sum(s is False for s in success), "unfinished": sum(s is None for s in success),
                 "last_activity": max(finished) if finished else None, **best, "backend": self.backend.uri}

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from ..records import TrialRecord
 
-__all__ = ["packages", "environment_changes", "code_diff", "parameter_rows", "flatten", "status_of"]
+__all__ = ["code_diff", "environment_changes", "flatten", "packages", "parameter_rows", "status_of"]
 
 _REQUIREMENT = re.compile(r"^(?P<name>\S+) (?P<version>\S+)(?: \((?P<where>.*)\))?$")
 

@@ -15,7 +15,7 @@ import tornado.web
 
 from .catalog import Catalog, ExperimentData
 
-__all__ = ["Page", "PageError", "StaticFiles", "NotFound", "CSP"]
+__all__ = ["CSP", "NotFound", "Page", "PageError", "StaticFiles"]
 
 logger = logging.getLogger("daskperiment.dashboard")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any, Callable
 
@@ -50,16 +51,18 @@ class RunsPage(Page):
 class RunsAPI(Page):
     """``?filter=&sort=&desc=1&offset=0&limit=100``: one page of the runs table."""
 
-    def get(self, experiment_id: str) -> None:
+    async def get(self, experiment_id: str) -> None:
         data = self.experiment(experiment_id)
         try:
             offset, limit = int(self.get_argument("offset", "0")), int(self.get_argument("limit", "100"))
         except ValueError:
             raise PageError(400, "offset and limit take whole numbers.") from None
+        filter, sort = self.get_argument("filter", ""), self.get_argument("sort", "Trial")
+        descending = self.get_argument("desc", "1") != "0"
+        first_page = not filter.strip() and sort == "Trial" and descending and offset == 0 and limit <= 100
+        runs = await asyncio.wrap_future(data.runs_future(first_page))
         try:
-            answer = query_runs(data.runs(), filter=self.get_argument("filter", ""),
-                                sort=self.get_argument("sort", "Trial"),
-                                descending=self.get_argument("desc", "1") != "0", offset=offset, limit=limit)
+            answer = query_runs(runs, filter=filter, sort=sort, descending=descending, offset=offset, limit=limit)
         except FilterError as exc:
             raise PageError(400, str(exc)) from None
         self.write_json(answer)
@@ -68,8 +71,8 @@ class RunsAPI(Page):
 class ParallelAPI(Page):
     """Parameters and result of the filtered, finished trials, for the parallel-coordinates plot."""
 
-    def get(self, experiment_id: str) -> None:
-        runs = self.experiment(experiment_id).runs()
+    async def get(self, experiment_id: str) -> None:
+        runs = await asyncio.wrap_future(self.experiment(experiment_id).runs_future())
         try:
             frame = apply_filter(runs.frame, self.get_argument("filter", ""))
         except FilterError as exc:

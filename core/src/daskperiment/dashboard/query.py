@@ -18,15 +18,16 @@ different types (a number with a text) is simply false for that row.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FilterError", "parse", "evaluate", "apply_filter"]
+__all__ = ["FilterError", "apply_filter", "evaluate", "parse"]
 
 
 class FilterError(ValueError):
@@ -79,7 +80,7 @@ class Not:
     operand: Node
 
 
-Node = Union[Name, Literal, Compare, Logical, Not]
+Node = Name | Literal | Compare | Logical | Not
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
@@ -210,11 +211,11 @@ def _truthy(value: Any, index: pd.Index) -> pd.Series:
         return value.fillna(False).astype(bool)
     if value.dtype.kind in "if":
         return value.fillna(0).astype(bool)
-    return value.map(lambda v: v is not None and v is not pd.NA and v == v and bool(v)).astype(bool)
+    return value.map(lambda v: not _missing(v) and bool(v)).astype(bool)
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
 def _safe(op: Callable[[Any, Any], Any], a: Any, b: Any) -> bool:

@@ -3,7 +3,6 @@ offline HTML file (scripts, styles and data inlined) to attach to a CI run or an
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import time
@@ -16,7 +15,7 @@ from .handlers import STATIC_DIR
 from .runs import plain, query_runs
 from .series import downsample
 
-__all__ = ["write_report", "render_report"]
+__all__ = ["render_report", "write_report"]
 
 #: Numbers of metric points a report holds at most (each series gets its share, ≥ 40 points).
 POINT_BUDGET = 1_000_000

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -19,7 +20,7 @@ from ..backends import Backend
 from ..history import VERBOSE_FIELDS, gc_paused, history_frame
 from .query import apply_filter
 
-__all__ = ["RunsFrame", "build_runs", "query_runs", "plain", "metric_direction", "trial_status", "STATUSES"]
+__all__ = ["STATUSES", "RunsFrame", "build_runs", "metric_direction", "plain", "query_runs", "trial_status"]
 
 #: running: no outcome yet and its process is (or may be) alive; abandoned: no outcome
 #: and its process on this host is gone (killed, crashed) — it will never finish.
@@ -27,9 +28,8 @@ STATUSES = ("running", "finished", "failed", "abandoned")
 FIXED = ("Trial", "Status")
 OUTCOME = ("Result", "Success", "Finished", "Process Time", "Seed", "Description")
 PAGE_LIMIT = 1000
-#: ids per ``load_metrics`` call: SQLite allows 32,766 variables per statement.
-ID_CHUNK = 10_000
-_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|perplexity|time|latency|cost|regret", re.I)
+VIEWS_KEPT = 8
+_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|perplexity|time|latency|cost|regret", re.IGNORECASE)
 
 
 def metric_direction(name: str) -> str:
@@ -39,14 +39,33 @@ def metric_direction(name: str) -> str:
 
 @dataclass
 class RunsFrame:
-    """The whole table of one experiment, rebuilt when the experiment changes."""
+    """The table of one experiment (or of its newest trials while the whole one is being built)."""
 
     frame: pd.DataFrame
     kinds: dict[str, str]  #: column → "id" | "status" | "parameter" | "outcome" | "metric"
     metrics: list[str]
     last_trial_id: int
     unfinished: int
+    complete: bool = True  #: False: only the newest trials, answered while the whole table is built
+    total: int = 0  #: trials in the experiment
     built: float = field(default_factory=time.monotonic)
+    #: (filter, sort, descending) → the filtered, sorted frame and its varying columns; paging
+    #: through a view, or toggling columns, costs a slice instead of a sort
+    views: OrderedDict[tuple[str, str, bool], tuple[pd.DataFrame, set[str]]] = field(default_factory=OrderedDict)
+
+    def view(self, filter: str, column: str, descending: bool) -> tuple[pd.DataFrame, set[str]]:
+        key = (filter.strip(), column, descending)
+        if key not in self.views:
+            frame = apply_filter(self.frame, filter)
+            if column != "Trial" or not descending:
+                frame = _sorted(frame, column, descending)
+            else:
+                frame = frame.iloc[::-1]
+            self.views[key] = (frame, set(varying_columns(frame)))
+            while len(self.views) > VIEWS_KEPT:
+                self.views.popitem(last=False)
+        self.views.move_to_end(key)
+        return self.views[key]
 
 
 def _alive(host: Any, pid: Any, this_host: str) -> bool:
@@ -81,28 +100,33 @@ def _jsonable_column(column: pd.Series) -> pd.Series:
     return column.map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (list, dict, tuple)) else v)
 
 
-def _metric_columns(backend: Backend, ids: list[int], keys: Iterable[str]) -> dict[str, np.ndarray]:
+def _metric_columns(backend: Backend, ids: np.ndarray, keys: Iterable[str], subset: bool) -> dict[str, np.ndarray]:
+    """``<key>.last`` and ``<key>.best`` for every metric, from :meth:`Backend.metric_summaries`."""
     columns = {}
-    position = {trial_id: i for i, trial_id in enumerate(ids)}
     for key in keys:
-        last = np.full(len(ids), np.nan)
-        best = np.full(len(ids), np.nan)
-        reduce = np.nanmin if metric_direction(key) == "min" else np.nanmax
-        for start in range(0, len(ids), ID_CHUNK):
-            for trial_id, series in backend.load_metrics(key, ids[start:start + ID_CHUNK]).items():
-                if len(series.values) and not np.isnan(series.values).all():
-                    last[position[trial_id]] = series.values[-1]
-                    best[position[trial_id]] = reduce(series.values)
+        summary = backend.metric_summaries(key, ids.tolist() if subset else None)
+        last, best = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
+        if len(summary.trial_ids) and len(ids):
+            where = np.minimum(np.searchsorted(ids, summary.trial_ids), len(ids) - 1)  # ids are sorted
+            known = ids[where] == summary.trial_ids
+            last[where[known]] = summary.last[known]
+            best[where[known]] = (summary.low if metric_direction(key) == "min" else summary.high)[known]
         columns[f"{key}.last"] = last
         columns[f"{key}.best"] = best
     return columns
 
 
-def build_runs(backend: Backend) -> RunsFrame:
-    """Read the history, the status of unfinished trials and every metric's last and best value."""
+def build_runs(backend: Backend, trial_ids: list[int] | None = None) -> RunsFrame:
+    """Read the history (of ``trial_ids`` only, when given), the status of unfinished trials and
+    every metric's last and best value."""
     last_trial_id = backend.last_trial_id()
     with gc_paused():
-        history = history_frame(backend.load_history(VERBOSE_FIELDS), verbose=True)
+        if trial_ids is None:
+            columns = backend.load_history(VERBOSE_FIELDS)
+        else:
+            records = backend.load_trials(trial_ids)
+            columns = {field: [r.get(field) for r in records] for field in VERBOSE_FIELDS}
+        history = history_frame(columns, verbose=True)
     ids = history.index.to_numpy()
     finished = history["Finished"].to_numpy()
     finished_text = np.char.replace(np.datetime_as_string(finished, unit="s").astype(str), "T", " ").astype(object)
@@ -125,11 +149,12 @@ def build_runs(backend: Backend) -> RunsFrame:
     data.update(outcome)
     kinds.update(dict.fromkeys(outcome, "outcome"))
     metrics = backend.metric_keys()
-    metric_data = _metric_columns(backend, ids.tolist(), metrics)
+    metric_data = _metric_columns(backend, ids, metrics, subset=trial_ids is not None)
     data.update(metric_data)
     kinds.update(dict.fromkeys(metric_data, "metric"))
     frame = pd.DataFrame(data)
-    return RunsFrame(frame, kinds, metrics, last_trial_id, int(success.isna().sum()))
+    return RunsFrame(frame, kinds, metrics, last_trial_id, int(success.isna().sum()),
+                     complete=trial_ids is None, total=len(frame) if trial_ids is None else last_trial_id)
 
 
 def plain(value: Any) -> Any:
@@ -160,19 +185,15 @@ def varying_columns(frame: pd.DataFrame) -> list[str]:
 def query_runs(runs: RunsFrame, *, filter: str | None = None, sort: str | None = None, descending: bool = True,
                offset: int = 0, limit: int = 100) -> dict[str, Any]:
     """One page of the filtered, sorted table, with the column list and which columns vary."""
-    frame = apply_filter(runs.frame, filter)
-    sort = sort if sort in runs.frame.columns else "Trial"
-    if sort != "Trial" or not descending:
-        frame = _sorted(frame, sort, descending)
-    else:
-        frame = frame.iloc[::-1]
+    column = sort if sort is not None and sort in runs.frame.columns else "Trial"
+    frame, varying = runs.view(filter or "", column, descending)
     limit = max(1, min(int(limit), PAGE_LIMIT))
     offset = max(0, int(offset))
     page = frame.iloc[offset:offset + limit]
-    varying = set(varying_columns(frame))
     return {
-        "total": len(runs.frame), "matched": len(frame), "offset": offset, "limit": limit,
-        "sort": sort, "descending": descending, "filter": filter or "",
+        "total": runs.total, "matched": len(frame) if runs.complete else runs.total, "offset": offset,
+        "limit": limit, "sort": column, "descending": descending, "filter": filter or "",
+        "building": not runs.complete,
         "columns": [{"name": c, "kind": runs.kinds[c], "varying": c in varying,
                      **({"direction": _direction(c, runs)} if runs.kinds[c] == "metric" else {})}
                     for c in runs.frame.columns],

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["downsample", "DEFAULT_BUCKETS", "MAX_BUCKETS"]
+__all__ = ["DEFAULT_BUCKETS", "MAX_BUCKETS", "downsample"]
 
 DEFAULT_BUCKETS = 1000
 MAX_BUCKETS = 10_000

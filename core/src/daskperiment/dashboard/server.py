@@ -10,19 +10,19 @@ import re
 import socket
 import threading
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 import jinja2
 import pluggy
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
-from urllib.parse import urlencode
 
 from ..errors import DaskperimentError
 from .catalog import Catalog
 from .handlers import NotFound, Page, StaticFiles
 
-__all__ = ["DashboardError", "DashboardServer", "collect_routes", "make_app", "templates", "LOOPBACK"]
+__all__ = ["LOOPBACK", "DashboardError", "DashboardServer", "collect_routes", "make_app", "templates"]
 
 logger = logging.getLogger("daskperiment.dashboard")
 

@@ -228,6 +228,21 @@ class BackendTests:
         assert bytes(backend.load_persisted("prepare", 2)) == b"two again"
         assert backend.load_persisted("other", 1) is None
 
+    def test_metric_summaries_match_the_points(self, backend: Backend) -> None:
+        """metric_summaries gives each trial's last, lowest and highest point (NaN ignored), over batches."""
+        backend.save_metrics(1, "m", np.array([0, 1]), np.array([3.0, 1.0]))
+        backend.save_metrics(2, "m", np.array([0]), np.array([np.nan]))
+        backend.save_metrics(1, "m", np.array([2, 3]), np.array([np.nan, 2.0]))
+        backend.save_metrics(3, "other", np.array([0]), np.array([5.0]))
+        for i in range(3):
+            backend.start_trial(_record())
+        summaries = backend.metric_summaries("m")
+        assert summaries.trial_ids.tolist() == [1, 2]
+        assert (summaries.last[0], summaries.low[0], summaries.high[0]) == (2.0, 1.0, 3.0)
+        assert np.isnan([summaries.last[1], summaries.low[1], summaries.high[1]]).all()
+        assert backend.metric_summaries("m", [2, 3]).trial_ids.tolist() == [2]
+        assert len(backend.metric_summaries("absent").trial_ids) == 0
+
     def test_persisted_sizes_list_without_loading(self, backend: Backend) -> None:
         """persisted_sizes names each step persisted in a trial with its size in bytes."""
         backend.save_persisted("prepare", 1, b"x" * 1000)
