@@ -239,6 +239,8 @@ def test_trial_page(browser, base, shots):
     summary = browser.find_element("id", "trial-summary").text
     assert "finished" in summary and "Seed 4" in summary
     assert "prepare" in browser.find_element("id", "persisted").text
+    timings = browser.find_element("id", "step-timings").text  # per-step records of the trial
+    assert "prepare" in timings and "train" in timings
     assert "def train(data, lr, label, const):" in browser.find_element("id", "code").text
     sections = browser.find_elements("css selector", "details")
     assert sections and sections[0].get_attribute("open") is not None

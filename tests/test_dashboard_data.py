@@ -1,11 +1,11 @@
-"""The dashboard's data functions: the filter language, downsampling, environment differences."""
+"""The dashboard's data functions: the filter language, downsampling, what the pages list."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from daskperiment.dashboard.details import environment_changes, parameter_rows
+from daskperiment.dashboard.details import diff_lines, packages, parameter_rows, step_timings
 from daskperiment.dashboard.query import FilterError, apply_filter, parse
 from daskperiment.dashboard.series import downsample
 
@@ -93,19 +93,21 @@ def test_downsample_small_sorted_and_nan():
     assert np.nanmax(y) == 99.0 and np.nanmin(y) == 0.0
 
 
-def test_environment_changes_name_packages_python_and_git():
-    before = {"requirements": "numpy 1.26.0 (/site)\npandas 2.2.0 (/site)\nold 1.0 (/site)\n",
-              "python": {"version": "3.11.7"}, "git": {"commit": "aaa", "dirty": False}, "conda": "a\nb\n"}
-    after = {"requirements": "numpy 2.0.0 (/site)\npandas 2.2.0 (/site)\nnew 0.1 (/site)\n",
-             "python": {"version": "3.12.1"}, "git": {"commit": "bbb", "dirty": False}, "conda": "a\nc\n"}
-    changes = environment_changes(before, after)
-    assert changes["added"] == [("new", "0.1")] and changes["removed"] == [("old", "1.0")]
-    assert changes["changed"] == [("numpy", "1.26.0", "2.0.0")]
-    assert ("python.version", "3.11.7", "3.12.1") in changes["fields"]
-    assert ("git.commit", "aaa", "bbb") in changes["fields"]
-    assert changes["texts"][0][0] == "conda" and ("add", "+c") in changes["texts"][0][1]
-    assert environment_changes(before, before) == {"added": [], "removed": [], "changed": [], "fields": [],
-                                                   "texts": []}
+def test_diff_lines_classify_a_unified_diff():
+    diff = "--- a (before)\n+++ a (after)\n@@ -1,2 +1,2 @@\n x = 1\n-y = 2\n+y = 3"
+    assert [kind for kind, _ in diff_lines(diff)] == ["file", "file", "hunk", "same", "del", "add"]
+
+
+def test_packages_table_keeps_the_location():
+    assert packages("numpy 2.0.0 (/site)\nmine 0.1 (/src, editable)\nnot-a-requirement\n") == {
+        "numpy": ("2.0.0", "/site"), "mine": ("0.1", "/src, editable")}
+
+
+def test_step_timings_sum_calls():
+    record = {"steps": {"prep": [{"seconds": 0.5}, {"seconds": 0.25}], "fit": [{"seconds": 1.0, "error": "E(x)"}]}}
+    assert step_timings(record) == [{"step": "prep", "calls": 2, "seconds": 0.75, "error": None},
+                                    {"step": "fit", "calls": 1, "seconds": 1.0, "error": "E(x)"}]
+    assert step_timings({}) == []
 
 
 def test_parameter_rows_mark_differences():

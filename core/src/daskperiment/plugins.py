@@ -223,6 +223,13 @@ class PluginHost:
     def trial_finished(self, experiment_id: str, trial_id: int, record: Mapping[str, Any]) -> None:
         self.pm.hook.trial_finished(experiment_id=experiment_id, trial_id=trial_id, record=record)
 
+    # ---- dashboard --------------------------------------------------------------------------------
+    def register_routes(self, register: Callable[[str, str, Any], None]) -> None:
+        """Every plugin's ``register_routes``; each route reaches ``register(plugin, pattern, handler)``
+        so the dashboard can name both plugins of a clash."""
+        for name, _, call in self._each_plugin("register_routes"):
+            call(register=lambda pattern, handler, _name=name: register(_name, pattern, handler))
+
     # ---- listing --------------------------------------------------------------------------------
     def list_plugins(self) -> list[dict[str, Any]]:
         """Name, distribution, version and implemented hooks of every registered plugin."""

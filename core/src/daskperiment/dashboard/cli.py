@@ -7,8 +7,9 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from ..backends import Backend, make_backend
+from ..backends import Backend, backend_argument
 from ..errors import DaskperimentError
+from ..plugins import make_backend
 from .catalog import Catalog
 
 __all__ = ["main", "open_catalog", "report_main"]
@@ -23,8 +24,6 @@ def open_catalog(ids: Sequence[str], backend: str | None) -> Catalog:
     Raises a :class:`DaskperimentError` that lists the experiments found when one of
     ``ids`` has no trials or when there is none at all.
     """
-    from ..cli import backend_argument
-
     target = backend_argument(backend)
 
     def opener(experiment_id: str) -> Backend:

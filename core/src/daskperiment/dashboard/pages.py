@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..hookspecs import hookimpl
-from .details import code_diff, environment_changes, packages, parameter_rows
+from ..comparison import compare_trials
+from .details import diff_lines, packages, parameter_rows, step_timings
 from .handlers import Page, PageError, StaticFiles
 from .query import FilterError, apply_filter
 from .runs import plain, query_runs, trial_status
@@ -132,7 +133,7 @@ class TrialPage(Page):
             "trial.html", title=f"Trial {record['trial_id']} of {experiment_id}", experiment=experiment_id,
             record=record, status=trial_status(record), started=_when(record.get("started")),
             finished=_when(record.get("finished")), code=data.code(record),
-            persisted=data.backend.persisted_sizes(record["trial_id"], steps),
+            persisted=data.backend.persisted_sizes(record["trial_id"], steps), timings=step_timings(record),
             metrics=data.backend.metric_keys(record["trial_id"]), sections=sections,
             packages=packages(environment.get("requirements")))
 
@@ -153,16 +154,15 @@ class ComparePage(Page):
             raise PageError(404, f"Trial(s) {missing} not found in experiment {experiment_id!r} "
                                  f"(its trials are 1 to {data.backend.last_trial_id()}).")
         records = [found[t] for t in ids]
-        base, others = records[0], records[1:]
-        base_code, base_env = data.code(base), data.environment(base)
+        base = records[0]
+        diffs = [compare_trials(data.backend, base, other) for other in records[1:]]
         metrics = sorted(set().union(*(data.backend.metric_keys(t) for t in ids)))
         self.render_page(
             "compare.html", title=f"Compare trials {', '.join(map(str, ids))} of {experiment_id}",
             experiment=experiment_id, records=records, ids=ids, parameters=parameter_rows(records),
             statuses=[trial_status(r) for r in records], metrics=metrics,
-            code=[(r["trial_id"], code_diff(base_code, data.code(r), base["trial_id"], r["trial_id"]))
-                  for r in others],
-            environment=[(r["trial_id"], environment_changes(base_env, data.environment(r))) for r in others])
+            code=[(d.b, [(step, diff_lines(text)) for step, text in d.code.items()]) for d in diffs],
+            environment=[(d.b, d.environment) for d in diffs])
 
 
 class MetricPage(Page):

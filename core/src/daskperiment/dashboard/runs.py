@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..backends import Backend
-from ..history import VERBOSE_FIELDS, gc_paused, history_frame
+from ..history import gc_paused, history_frame
+from ..records import VERBOSE_FIELDS
 from .query import apply_filter
 
 __all__ = ["STATUSES", "RunsFrame", "build_runs", "metric_direction", "plain", "query_runs", "trial_status"]

@@ -46,26 +46,26 @@ def templates() -> jinja2.Environment:
 def collect_routes(pm: pluggy.PluginManager | None = None) -> list[tuple[str, type[tornado.web.RequestHandler]]]:
     """Every ``register_routes`` implementation's routes; the built-in pages are registered as the
     plugin ``dashboard`` when the manager does not have them yet (unless that name is blocked)."""
-    from ..plugins import get_plugin_manager
+    from ..plugins import PluginHost, get_plugin_host
     from . import pages
 
-    pm = pm or get_plugin_manager()
-    if pm.get_plugin(BUILTIN_PAGES) is None and not pm.is_blocked(BUILTIN_PAGES):
-        pm.register(pages, name=BUILTIN_PAGES)
+    host = get_plugin_host() if pm is None else PluginHost(pm)
+    if host.pm.get_plugin(BUILTIN_PAGES) is None and not host.pm.is_blocked(BUILTIN_PAGES):
+        host.pm.register(pages, name=BUILTIN_PAGES)
     routes: dict[str, tuple[type[tornado.web.RequestHandler], str]] = {}
-    for impl in pm.hook.register_routes.get_hookimpls():
-        def register(pattern: str, handler: type[tornado.web.RequestHandler], _plugin: str = impl.plugin_name) -> None:
-            if not (isinstance(handler, type) and issubclass(handler, (Page, StaticFiles))):
-                raise DashboardError(f"Plugin {_plugin!r} registered {handler!r} for {pattern!r}: a route's "
-                                     "handler must subclass daskperiment.dashboard.Page.")
-            re.compile(pattern)
-            if pattern in routes:
-                raise DashboardError(f"Dashboard route {pattern!r} is registered twice: by plugin "
-                                     f"{routes[pattern][1]!r} and by plugin {_plugin!r}. Block one with "
-                                     "DASKPERIMENT_DISABLE_PLUGINS=<name>.")
-            routes[pattern] = (handler, _plugin)
 
-        impl.function(register=register)
+    def register(plugin: str, pattern: str, handler: Any) -> None:
+        if not (isinstance(handler, type) and issubclass(handler, (Page, StaticFiles))):
+            raise DashboardError(f"Plugin {plugin!r} registered {handler!r} for {pattern!r}: a route's "
+                                 "handler must subclass daskperiment.dashboard.Page.")
+        re.compile(pattern)
+        if pattern in routes:
+            raise DashboardError(f"Dashboard route {pattern!r} is registered twice: by plugin "
+                                 f"{routes[pattern][1]!r} and by plugin {plugin!r}. Block one with "
+                                 "DASKPERIMENT_DISABLE_PLUGINS=<name>.")
+        routes[pattern] = (handler, plugin)
+
+    host.register_routes(register)
     return [(pattern, handler) for pattern, (handler, _) in routes.items()]
 
 
