@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,8 +31,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-CHROMIUM = os.environ.get("DASKPERIMENT_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DASKPERIMENT_CHROMEDRIVER", "/usr/bin/chromedriver")
+#: Debian's packages put them on PATH (/usr/bin); the variables point elsewhere
+CHROMIUM = os.environ.get("DASKPERIMENT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("DASKPERIMENT_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def populate(root: pathlib.Path, name: str, trials: int, metric_points: int) -> Any:

@@ -20,8 +20,9 @@ from daskperiment.dashboard.report import write_report
 from daskperiment.dashboard.server import serve
 from daskperiment.testing.fixtures import running_on_ci
 
-CHROMIUM = os.environ.get("DASKPERIMENT_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DASKPERIMENT_CHROMEDRIVER", "/usr/bin/chromedriver")
+#: Debian's packages put them on PATH (/usr/bin); the variables point elsewhere
+CHROMIUM = os.environ.get("DASKPERIMENT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("DASKPERIMENT_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
 XSS = '<img src=x onerror="window.__xss=1">'
 XSS_METRIC = '<img src=x onerror="window.__xss=2">'

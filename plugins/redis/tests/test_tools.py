@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import daskperiment
 from daskperiment.cli import main
-from daskperiment.dashboard import DashboardApp
+from daskperiment.dashboard.cli import open_catalog
+from daskperiment.dashboard.server import serve
 
 
 def recorded(uri: str, experiment_id: str) -> daskperiment.Experiment:
@@ -42,16 +46,25 @@ def test_cli_error_for_a_down_server_is_one_line(capsys):
     assert err.startswith("daskperiment: error: RedisBackend('redis://:***@127.0.0.1:") and err.count("\n") == 1
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
 def test_dashboard_pages(redis_uri):
     experiment_id = "board"
     ex = recorded(redis_uri, experiment_id)
-    app = DashboardApp([daskperiment.Experiment(experiment_id, backend=redis_uri)])
-    status, index = app.render("/", {})
-    assert status == 200 and f"RedisBackend(&#x27;{redis_uri}&#x27;)".encode() in index
-    status, history = app.render(f"/experiment/{experiment_id}", {})
-    assert status == 200 and b"acc" in history and b"<td>8</td>" in history
-    status, trial = app.render(f"/experiment/{experiment_id}/trial/2", {})
-    assert status == 200 and b"def score(a):" in trial
-    status, metric = app.render(f"/experiment/{experiment_id}/metric/acc", {"trial": ["1", "2"]})
-    assert status == 200 and b"0.4" in metric
+    server = serve(open_catalog([experiment_id], redis_uri), port=0, blocking=False)
+    try:
+        index = _get(server.url)
+        assert f'href="/experiment/{experiment_id}"' in index and "redis://" in index
+        runs = json.loads(_get(server.url + f"api/experiment/{experiment_id}/runs?desc=0"))
+        names = [c["name"] for c in runs["columns"]]
+        rows = [dict(zip(names, row)) for row in runs["rows"]]
+        assert [(r["Trial"], r["a"], r["Result"], r["acc.last"]) for r in rows] == [(1, 3, 6, 0.3), (2, 4, 8, 0.4)]
+        assert "def score(a):" in _get(server.url + f"experiment/{experiment_id}/trial/2")
+        metric = json.loads(_get(server.url + f"api/experiment/{experiment_id}/metric?name=acc&trial=1&trial=2"))
+        assert [s["y"] for s in metric["series"]] == [[0.3], [0.4]]
+    finally:
+        server.shutdown()
     assert ex.trial_id == 2
