@@ -87,7 +87,7 @@ def history_json(backend: Any, reps: int) -> dict[str, Any]:
         server = serve(Catalog({backend.experiment_id: backend.read_only()}), port=0, blocking=False)
         url = server.url + f"api/experiment/{backend.experiment_id}/runs"
 
-        def ask(**query: Any) -> tuple[float, dict[str, Any]]:
+        def ask(url: str = url, **query: Any) -> tuple[float, dict[str, Any]]:
             t0 = time.perf_counter()
             answer = json.loads(fetch(url + "?" + urllib.parse.urlencode(query)))
             return time.perf_counter() - t0, answer

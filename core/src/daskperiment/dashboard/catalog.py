@@ -13,11 +13,10 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..backends import Backend
 from ..codecontext import join_code
-from ..records import TrialRecord
 from .runs import RunsFrame, build_runs
 
 __all__ = ["Catalog", "ExperimentData"]
@@ -64,7 +63,7 @@ class ExperimentData:
         """The whole, current table; with ``first_page``, whatever answers the newest trials now."""
         last_trial_id = self.backend.last_trial_id()
         with self._lock:
-            if self._fresh(self._runs, last_trial_id):
+            if self._runs is not None and self._fresh(self._runs, last_trial_id):
                 return _done(self._runs)
             if last_trial_id < PARTIAL_FROM:
                 self._runs = build_runs(self.backend)
@@ -86,7 +85,7 @@ class ExperimentData:
     def _build(self, future: Future[RunsFrame]) -> None:
         try:
             runs = build_runs(self.backend)
-        except BaseException as exc:  # handed to whoever waits on the future
+        except Exception as exc:  # handed to whoever waits on the future
             future.set_exception(exc)
             return
         with self._lock:
@@ -111,22 +110,22 @@ class ExperimentData:
                 "failed": sum(s is False for s in success), "unfinished": sum(s is None for s in success),
                 "last_activity": max(finished) if finished else None, **best, "backend": self.backend.uri}
 
-    def trial(self, trial_id: int) -> TrialRecord | None:
+    def trial(self, trial_id: int) -> dict[str, Any] | None:
         records = self.backend.load_trials([trial_id])
         return records[0] if records else None
 
-    def trials(self, trial_ids: list[int]) -> list[TrialRecord]:
+    def trials(self, trial_ids: list[int]) -> list[dict[str, Any]]:
         return self.backend.load_trials(trial_ids)
 
-    def code_steps(self, record: TrialRecord) -> dict[str, str]:
+    def code_steps(self, record: Mapping[str, Any]) -> dict[str, str]:
         digest = record.get("code")
         document = self.backend.load_document("code", digest) if digest else None
         return dict((document or {}).get("steps") or {})
 
-    def code(self, record: TrialRecord) -> str:
+    def code(self, record: Mapping[str, Any]) -> str:
         return join_code(self.code_steps(record))
 
-    def environment(self, record: TrialRecord) -> dict[str, Any]:
+    def environment(self, record: Mapping[str, Any]) -> dict[str, Any]:
         digest = record.get("environment")
         return (self.backend.load_document("environment", digest) if digest else None) or {}
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from ..records import TrialRecord
 
 __all__ = ["diff_lines", "packages", "parameter_rows", "step_timings"]
 
@@ -39,7 +38,7 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def parameter_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
+def parameter_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per parameter name: the value in each trial and whether they differ."""
     names: dict[str, None] = {}
     for record in records:
@@ -53,7 +52,7 @@ def parameter_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def step_timings(record: TrialRecord) -> list[dict[str, Any]]:
+def step_timings(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per step of the trial (as recorded in its ``steps`` field): calls, seconds, errors."""
     rows = []
     for step, calls in (record.get("steps") or {}).items():

@@ -60,7 +60,7 @@ def _check_host(handler: tornado.web.RequestHandler) -> None:
 class Page(tornado.web.RequestHandler):
     """A read-only dashboard route: define ``get``; HEAD answers the same without a body."""
 
-    SUPPORTED_METHODS = ("GET", "HEAD")  # type: ignore[assignment]
+    SUPPORTED_METHODS = ("GET", "HEAD")
 
     def set_default_headers(self) -> None:
         _secure(self)
@@ -69,7 +69,7 @@ class Page(tornado.web.RequestHandler):
         _check_host(self)
 
     def head(self, *args: Any, **kwargs: Any) -> Any:
-        return self.get(*args, **kwargs)  # type: ignore[attr-defined]
+        return self.get(*args, **kwargs)
 
     @property
     def catalog(self) -> Catalog:
@@ -135,7 +135,7 @@ class StaticFiles(tornado.web.StaticFileHandler):
     """Our CSS, JavaScript and the vendored uPlot, with the same headers (tornado refuses paths
     outside the static directory)."""
 
-    SUPPORTED_METHODS = ("GET", "HEAD")  # type: ignore[assignment]
+    SUPPORTED_METHODS = ("GET", "HEAD")
 
     def initialize(self) -> None:  # type: ignore[override]
         super().initialize(path=str(STATIC_DIR))

@@ -329,7 +329,8 @@ class LocalBackend(Backend):
         empty = MetricSummaries(np.array([], dtype=np.int64), *(np.array([]) for _ in range(3)))
         if not self.database.exists():
             return empty
-        sql, args = "SELECT trial_id, vals FROM metrics WHERE key = ?", [key]
+        sql = "SELECT trial_id, vals FROM metrics WHERE key = ?"
+        args: list[Any] = [key]
         wanted = None if trial_ids is None else {int(t) for t in trial_ids}
         if wanted is not None and len(wanted) <= 10_000:  # SQLite allows 32,766 variables per statement
             sql += f" AND trial_id IN ({', '.join('?' * len(wanted))})"
