@@ -68,6 +68,11 @@ class ExperimentData:
             if last_trial_id < PARTIAL_FROM:
                 self._runs = build_runs(self.backend)
                 return _done(self._runs)
+            if first_page and self._runs is None and (
+                    self._partial is None or self._partial.last_trial_id != last_trial_id):
+                # before the background build starts: it would compete for the interpreter
+                newest = list(range(max(1, last_trial_id - FIRST_PAGE + 1), last_trial_id + 1))
+                self._partial = build_runs(self.backend, newest)
             building = self._building
             if building is None or building.done():
                 building = self._building = Future()
@@ -77,9 +82,7 @@ class ExperimentData:
                 return building
             if self._runs is not None:  # the previous table, while the new one is built
                 return _done(dataclasses.replace(self._runs, complete=False, views=OrderedDict()))
-            if self._partial is None or self._partial.last_trial_id != last_trial_id:
-                newest = list(range(max(1, last_trial_id - FIRST_PAGE + 1), last_trial_id + 1))
-                self._partial = build_runs(self.backend, newest)
+            assert self._partial is not None
             return _done(self._partial)
 
     def _build(self, future: Future[RunsFrame]) -> None:
