@@ -249,6 +249,7 @@ def test_trial_page(browser, base, shots):
     closed[0].find_element("tag name", "summary").click()
     assert closed[0].get_attribute("open") is not None
     wait(browser, lambda d: painted_pixels(d, "#chart canvas") > 500, "the trial's chart was not drawn")
+    browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shots / "trial.png"))
     open_page(browser, base + "/experiment/browser_pj/trial/7", shots, "trial-failed")
     assert "ValueError" in browser.find_element("id", "traceback").text
