@@ -17,9 +17,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import daskperiment
 import numpy as np
 import pytest
+
+import daskperiment
 from daskperiment import hookimpl
 from daskperiment.dashboard.catalog import Catalog
 from daskperiment.dashboard.cli import open_catalog

@@ -13,12 +13,13 @@ import pathlib
 import shutil
 import urllib.parse
 
-import daskperiment
 import pytest
+from pytest_daskperiment import running_on_ci
+
+import daskperiment
 from daskperiment.dashboard.catalog import Catalog
 from daskperiment.dashboard.report import write_report
 from daskperiment.dashboard.server import serve
-from daskperiment.testing.fixtures import running_on_ci
 
 #: Debian's packages put them on PATH (/usr/bin); the variables point elsewhere
 CHROMIUM = os.environ.get("DASKPERIMENT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from daskperiment.dashboard.details import diff_lines, packages, parameter_rows, step_timings
 from daskperiment.dashboard.query import FilterError, apply_filter, parse
 from daskperiment.dashboard.series import downsample

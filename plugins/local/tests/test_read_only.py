@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+
 from daskperiment.errors import BackendError
 from daskperiment_local import LocalBackend
 

@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..hookspecs import hookimpl
 from ..comparison import compare_trials
+from ..hookspecs import hookimpl
 from .details import diff_lines, packages, parameter_rows, step_timings
 from .handlers import Page, PageError, StaticFiles
 from .query import FilterError, apply_filter
