@@ -42,6 +42,10 @@ class TrialStart(TypedDict, total=False):
     sweep: str | None  #: id of the sweep this trial belongs to, ``None`` for a lone trial
     result_step: str | None  #: name of the ``@ex.result`` step whose value is the result
     reproduces: int | None  #: the trial this one re-ran (``ex.reproduce``), else ``None``
+    #: Steps this trial shared with other trials of its sweep, comma-separated names (each computed
+    #: once, in the first sharing trial: its metrics and purity hashes are recorded there); ``None``
+    #: when none. Plain text rather than a list so every backend stores it as a scalar column.
+    shared_steps: str | None
 
 
 class TrialOutcome(TypedDict, total=False):
@@ -88,7 +92,7 @@ HISTORY_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "seed", "finished",
 #: What ``get_history()`` reads; ``get_history(verbose=True)`` reads :data:`VERBOSE_FIELDS`.
 SHOWN_FIELDS: tuple[str, ...] = ("trial_id", "parameters", "finished", "process_time", "success", "result",
                                  "description")
-VERBOSE_FIELDS: tuple[str, ...] = (*SHOWN_FIELDS, "seed", "result_type")
+VERBOSE_FIELDS: tuple[str, ...] = (*SHOWN_FIELDS, "seed", "result_type", "sweep")
 
 #: How many distinct inputs per step the purity record remembers; the oldest
 #: entries are dropped beyond it so the record cannot grow forever.

@@ -106,6 +106,15 @@ class Backend(abc.ABC):
         Concurrent callers (threads, processes, hosts) always get distinct ids.
         """
 
+    def start_trials(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Allocate one id per record and store each record; ids in the order of ``records``.
+
+        A sweep starts all its trials with one call. The default calls :meth:`start_trial`
+        for each record (so the ids need not be consecutive when other writers are active);
+        override it when the storage can do the batch in one transaction or round trip.
+        """
+        return [self.start_trial(record) for record in records]
+
     @abc.abstractmethod
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         """Store the outcome of a started trial (one atomic write)."""

@@ -174,6 +174,23 @@ class BackendTests:
         assert sorted(ids) == list(range(1, 201))
         assert len(backend.load_trials()) == 200
 
+    def test_start_trials_batch(self, backend: Backend) -> None:
+        """A batch start (a sweep) gives one new id per record, in order, each record stored as given,
+        and interleaves safely with single starts from other threads."""
+        assert backend.start_trials([]) == []
+        first = backend.start_trial(_record())
+        batch = [_record(seed=i, sweep="s-1", shared_steps="load,prepare" if i else None) for i in range(5)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            singles = pool.map(lambda _: backend.start_trial(_record(sweep=None)), range(20))
+            ids = backend.start_trials(batch)
+            singles = list(singles)
+        assert len(set(ids)) == 5 and ids == sorted(ids) and first not in ids
+        assert sorted([first, *ids, *singles]) == list(range(1, 27))
+        records = {r["trial_id"]: r for r in backend.load_trials(ids)}
+        assert [records[i]["seed"] for i in ids] == list(range(5))
+        assert {records[i]["sweep"] for i in ids} == {"s-1"}
+        assert [records[i]["shared_steps"] for i in ids] == [None, *["load,prepare"] * 4]
+
     def test_trial_ids_are_unique_across_processes(self, backend: Backend) -> None:
         """Nothing lost: 4 processes writing one experiment get distinct ids, all records kept."""
         if not self.capabilities.concurrent_processes:

@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS purity (
 PRUNE_EVERY = 1_000
 
 #: Columns added after the first release, for databases created before them: (column, type).
-ADDED_COLUMNS = (("sweep", "TEXT"), ("result_step", "TEXT"), ("reproduces", "INTEGER"), ("steps", "TEXT"))
+ADDED_COLUMNS = (("sweep", "TEXT"), ("result_step", "TEXT"), ("reproduces", "INTEGER"), ("steps", "TEXT"),
+                 ("shared_steps", "TEXT"))
 
 
 def _dumps(value: Any) -> str:
@@ -246,6 +247,27 @@ class LocalBackend(Backend):
             f"INSERT INTO trials ({', '.join(START_FIELDS)}) VALUES ({', '.join('?' * len(START_FIELDS))})",
             values)
         return int(cursor.lastrowid)
+
+    def start_trials(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
+        """One write transaction for the whole batch: the ids are consecutive and nobody else's
+        trial can come between them (a 10,000-trial sweep starts in one commit, not 10,000)."""
+        if not records:
+            return []
+        rows = [[_dumps(r.get(f)) if f in JSON_FIELDS else r.get(f) for f in START_FIELDS] for r in records]
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            first = db.execute("SELECT COALESCE(MAX(trial_id), 0) + 1 FROM trials").fetchone()[0]
+            ids = list(range(first, first + len(rows)))
+            db.executemany(
+                f"INSERT INTO trials (trial_id, {', '.join(START_FIELDS)}) "
+                f"VALUES (?, {', '.join('?' * len(START_FIELDS))})",
+                [[trial_id, *row] for trial_id, row in zip(ids, rows)])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return ids
 
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS]
