@@ -65,7 +65,8 @@ def test_quickstart(caplog):
     assert history.loc[3, "Description"] == "ZeroDivisionError(division by zero)"
     assert np.isnan(history.loc[3, "Result"])
     verbose = ex.get_history(verbose=True)
-    assert list(verbose.columns[-2:]) == ["Seed", "Result Type"]
+    assert list(verbose.columns[-3:]) == ["Seed", "Result Type", "Sweep"]
+    assert verbose["Sweep"].isna().all()  # trials computed one by one belong to no sweep
     assert verbose.loc[1, "Result Type"] == "<class 'float'>"
     assert verbose["Seed"].dtype == np.int64
 

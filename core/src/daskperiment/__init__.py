@@ -14,26 +14,27 @@ from typing import TYPE_CHECKING, Any
 from .errors import (BackendError, BackendUnavailableError, DaskperimentError, LockedTrialError,
                      MetricNotFoundError, ParameterUndeclaredError, ParameterUndefinedError,
                      PersistedResultNotFoundError, ScriptArgumentError, TrialIDNotFoundError,
-                     TrialNotFoundError, UnknownBackendError, UsageError)
+                     TrialNotFoundError, UnknownBackendError, UntrackedComputeError, UsageError)
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .backends import Backend
     from .experiment import Experiment
     from .parameters import Parameter
+    from .sweep import Sweep
 
 __version__ = "1.0.0.dev0"
 
 #: Public name → the module that defines it, imported on first access (PEP 562).
 _LAZY = {"Experiment": "daskperiment.experiment", "Parameter": "daskperiment.parameters",
-         "Backend": "daskperiment.backends"}
+         "Backend": "daskperiment.backends", "Sweep": "daskperiment.sweep"}
 
 __all__ = [
-    "Experiment", "Parameter", "Backend", "hookimpl", "__version__",
+    "Experiment", "Parameter", "Backend", "Sweep", "hookimpl", "__version__",
     "DaskperimentError", "TrialIDNotFoundError", "ParameterUndefinedError", "ParameterUndeclaredError",
     "LockedTrialError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "PersistedResultNotFoundError", "MetricNotFoundError", "TrialNotFoundError", "ScriptArgumentError",
-    "UsageError",
+    "UsageError", "UntrackedComputeError",
 ]
 
 

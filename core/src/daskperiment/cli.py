@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     history = experiment_parser("history", "print the trial history")
-    history.add_argument("--verbose", action="store_true", help="add Seed and Result Type")
+    history.add_argument("--verbose", action="store_true", help="add Seed, Result Type and Sweep")
     history.add_argument("--csv", action="store_true", help="print CSV")
     history.set_defaults(func=cmd_history)
     code = experiment_parser("code", "print the code context of a trial")

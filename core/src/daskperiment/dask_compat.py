@@ -9,12 +9,13 @@ release moves it, ``tests/test_dask_compat.py`` fails naming this function.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from dask.task_spec import GraphNode
 
-__all__ = ["as_task_graph"]
+__all__ = ["as_task_graph", "distributed_client"]
 
 
 def as_task_graph(graph: Mapping[Any, Any]) -> dict[Any, GraphNode]:
@@ -25,3 +26,20 @@ def as_task_graph(graph: Mapping[Any, Any]) -> dict[Any, GraphNode]:
     from dask._task_spec import convert_legacy_graph  # private: see the module docstring
 
     return convert_legacy_graph(graph)
+
+
+def distributed_client(scheduler: Any = None) -> Any:
+    """The ``distributed.Client`` that ``dask.compute(..., scheduler=scheduler)`` would run on, else ``None``.
+
+    A sweep takes its results as futures on a cluster (to go on past failures and stop
+    early) and through scheduler callbacks locally. ``scheduler`` may be a Client, a
+    scheduler name, or ``None`` (then the default Client, if one is set, like dask does).
+    """
+    if "distributed" not in sys.modules:  # no Client can exist; do not import distributed for nothing
+        return None
+    from dask.base import get_scheduler
+    from distributed import Client
+
+    get = get_scheduler(scheduler=scheduler)
+    client = getattr(get, "__self__", None)
+    return client if isinstance(client, Client) else None

@@ -21,6 +21,7 @@ __all__ = [
     "TrialNotFoundError",
     "ScriptArgumentError",
     "UsageError",
+    "UntrackedComputeError",
 ]
 
 
@@ -83,3 +84,7 @@ class ScriptArgumentError(DaskperimentError):
 
 class UsageError(DaskperimentError):
     """The plugin configuration is not allowed (e.g. blocking an essential plugin)."""
+
+
+class UntrackedComputeError(DaskperimentError):
+    """A trial result was given to ``dask.compute``/``persist``/``Client.compute``, which record nothing."""

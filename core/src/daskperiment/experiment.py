@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any, Callable, Iterable
 
@@ -31,6 +31,7 @@ from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
 from .stepcache import CacheKey, evict, parse_size
 from .steps import Step
+from .sweep import Sweep, expand_trials
 from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
 
 logger = logging.getLogger("daskperiment")
@@ -339,17 +340,43 @@ class Experiment:
 
     def plan(self, result: Delayed, overrides: Mapping[str, Any], seed: int | None) -> TrialPlan:
         """Fix everything one trial needs; every check raises before a trial id is used."""
+        (plan,) = self.plan_trials(result, [overrides], 0)
+        return dataclasses.replace(plan, seed=self.choose_seed(seed))  # chosen (and logged) once it is valid
+
+    def plan_trials(self, result: Delayed, overrides: Sequence[Mapping[str, Any]], seed: int) -> list[TrialPlan]:
+        """One plan per ``overrides`` mapping, all with ``seed``; raises before any trial id is used.
+
+        The graph, code and environment are captured once for all the plans (a sweep plans
+        thousands of trials of one graph).
+        """
         graph = result.__dask_graph__()
-        values = self._parameters.snapshot(overrides)
+        checked = []
+        for values in map(self._parameters.snapshot, overrides):  # every check first: nothing written yet
+            checked.append((self._parameters.bindings(values, graph), ParameterStore.recorded(values)))
         if self.cache_limit is not None and self._backend.supports_cache:
             evict(self._backend, self.cache_limit)
-        bindings = self._parameters.bindings(values, graph)
-        parameters = ParameterStore.recorded(values)
-        seed = self._choose_seed(seed)
         code_digest, code_text = self._code.store(self._backend)
-        return TrialPlan(self.id, self._backend, graph, result.key, bindings, self._trial_placeholder.key,
-                         parameters, seed, code_digest, code_text, self._environment_digest(),
-                         result_step=getattr(result, "step", None))
+        environment_digest = self._environment_digest()
+        result_step = getattr(result, "step", None)
+        return [TrialPlan(self.id, self._backend, graph, result.key, bindings, self._trial_placeholder.key, recorded,
+                          seed, code_digest, code_text, environment_digest, result_step=result_step)
+                for bindings, recorded in checked]
+
+    def sweep(self, result: TrialResult, trials: Iterable[Mapping[str, Any]] | None = None,
+              **grid: Iterable[Any]) -> Sweep:
+        """Many trials of ``result`` to compute as one Dask graph (see :class:`~daskperiment.Sweep`).
+
+        :param trials: any iterable of parameter dicts, one per trial (scikit-learn's
+            ``ParameterGrid`` / ``ParameterSampler`` plug in here).
+        :param grid: ``name=[values …]``: the cartesian product of the lists (combined with
+            each of ``trials`` when both are given). Parameters not named keep their current values.
+
+        Every trial is validated here, before any trial id is allocated.
+        """
+        if not isinstance(result, TrialResult) or result.planner is not self:
+            raise TypeError(f"ex.sweep() needs the value of an @ex.result step of experiment {self.id!r}, "
+                            f"got {result!r}.")
+        return Sweep(result, expand_trials(trials, grid))
 
     def trial_started(self, trial: StartedTrial) -> None:
         self._after_trial_started(trial.trial_id, trial.plan.code_digest, trial.plan.environment_digest)
@@ -378,7 +405,8 @@ class Experiment:
         document = self._backend.load_document("code", digest) if digest else None
         return dict((document or {}).get("steps") or {})
 
-    def _choose_seed(self, seed: int | None) -> int:
+    def choose_seed(self, seed: int | None) -> int:
+        """``seed``, else the experiment's default seed, else a generated one (logged either way)."""
         if seed is None:
             seed = self.seed
         if seed is None:

@@ -101,6 +101,7 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
     if verbose:
         outcome["Seed"] = pd.Series(columns["seed"], index=index, dtype=object).infer_objects()
         outcome["Result Type"] = columns["result_type"]
+        outcome["Sweep"] = pd.Series(columns["sweep"], index=index, dtype=object).fillna(np.nan)
     parameters = _parameter_columns(columns["parameters"], index)
     if parameters.keys() & outcome.keys():  # a parameter named like an outcome column: keep both
         return pd.concat([pd.DataFrame(parameters, index=index), pd.DataFrame(outcome, index=index)], axis=1)

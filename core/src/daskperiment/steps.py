@@ -25,6 +25,7 @@ from dask.delayed import Delayed
 
 from .codecontext import source_of
 from .context import TrialContext, current_trial, describe_call
+from .errors import UntrackedComputeError
 from .plugins import get_plugin_host
 from .records import StepRun
 from .seeding import StepCall, current_step
@@ -45,6 +46,7 @@ class StepSpec:
     cache: bool = False  #: look the output up in the step cache (see :mod:`daskperiment.stepcache`)
     cache_key: CacheKey = None
     code: str = ""  #: digest of the step's source, part of its cache entries' digests
+    result: bool = False  #: the ``@ex.result`` step: runs only inside a recorded trial
 
 
 def _hash(value: Any) -> str | None:
@@ -54,6 +56,11 @@ def _hash(value: Any) -> str | None:
 def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any) -> Any:
     """Run one step inside its trial (or plainly, when computed outside a trial)."""
     if ctx is None:
+        if spec.result:  # e.g. dask.compute(f(s)) on a Delayed built from the trial result
+            raise UntrackedComputeError(
+                f"The @ex.result step {spec.name!r} ran outside a trial (a Delayed built on the trial result "
+                "was computed directly), so nothing would be recorded. Compute the trial result itself: "
+                "s.compute() for one trial, ex.sweep(s, ...).compute() for many.")
         return spec.func(*args, **kwargs)
     host = get_plugin_host()
     token = current_trial.set(ctx)
@@ -154,7 +161,7 @@ class Step:
                  pure: bool = True, result: bool = False, cache: bool = False, cache_key: CacheKey = None) -> None:
         self.owner = owner
         code = hashlib.sha256(source_of(func).encode()).hexdigest()[:32]
-        self.spec = StepSpec(func.__name__, func, persist, pure, cache and pure, cache_key, code)
+        self.spec = StepSpec(func.__name__, func, persist, pure, cache and pure, cache_key, code, result)
         self.is_result = result
         functools.update_wrapper(self, func)
 

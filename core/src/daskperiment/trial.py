@@ -17,7 +17,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,11 +29,12 @@ from .backends import Backend
 from .context import TrialContext, warn_impure
 from .dask_compat import as_task_graph
 from .plugins import PluginHost, get_plugin_host
+from .errors import UntrackedComputeError
 from .records import TrialOutcome, TrialStart
 from .serialization import encode_result
 
-__all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "bind_graph", "complete", "execute",
-           "generate_seed", "run", "start"]
+__all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "begin", "bind_graph", "complete",
+           "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
 
 logger = logging.getLogger("daskperiment")
 
@@ -57,14 +58,16 @@ class TrialPlan:
     code_text: str
     environment_digest: str
     result_step: str | None = None  #: name of the result step (what ``ex.reproduce`` re-runs)
-    sweep: str | None = None
+    sweep: str | None = None  #: id of the sweep running this trial with others in one graph
     reproduces: int | None = None
+    shared_steps: tuple[str, ...] = ()  #: steps computed once for this trial and others of its sweep
 
     def start_record(self) -> TrialStart:
         return {"parameters": self.parameters, "seed": self.seed, "started": time.time(),
                 "code": self.code_digest, "environment": self.environment_digest,
                 "host": socket.gethostname(), "pid": os.getpid(), "sweep": self.sweep,
-                "result_step": self.result_step, "reproduces": self.reproduces}
+                "result_step": self.result_step, "reproduces": self.reproduces,
+                "shared_steps": ",".join(self.shared_steps) or None}
 
 
 @dataclass
@@ -118,15 +121,34 @@ class TrialResult(Delayed):
                            overrides={**self._overrides, **values})
 
     @property
+    def planner(self) -> TrialPlanner:
+        """The experiment planning this result's trials."""
+        return self._planner
+
+    @property
     def parameters(self) -> dict[str, Any]:
         """The values given with :meth:`with_parameters` (the others come from the experiment)."""
         return dict(self._overrides)
+
+    def __dask_postcompute__(self) -> Any:
+        """Refuse ``dask.compute(s)``, ``s.persist()`` and ``client.compute(s)``.
+
+        Dask asks every collection for this before running it, and these paths know
+        nothing of trials: they would compute the result without recording a trial
+        (and ``save_metric`` would fail in the steps). ``s.compute()`` and sweeps run
+        the graph themselves under other keys, so they never come here.
+        """
+        raise UntrackedComputeError(
+            f"The trial result {self.key!r} cannot be computed by dask.compute(), .persist() or "
+            "Client.compute(): that would run it without recording a trial. Use s.compute(seed=..., "
+            "scheduler=...) for one recorded trial, or ex.sweep(s, ...).compute(scheduler=...) to run "
+            "many trials as one Dask graph.")
 
     def __reduce__(self) -> tuple[Any, ...]:  # a plain Delayed when shipped elsewhere
         return (Delayed, (self.key, self.dask))
 
 
-def _renamed(key: Any, suffix: str) -> Any:
+def renamed_key(key: Any, suffix: str) -> Any:
     return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
 
@@ -139,21 +161,36 @@ def bind_graph(graph: Mapping[Any, Any], values: Mapping[Any, Any], suffix: str)
     stale result from the previous trial.
     """
     tasks = as_task_graph(graph)
-    renames = {key: _renamed(key, suffix) for key in tasks if key not in values}
+    renames = {key: renamed_key(key, suffix) for key in tasks if key not in values}
     subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in values.items() if key in tasks}
     subs.update(renames)
     return {new: tasks[old].substitute(subs, key=new) for old, new in renames.items()}, renames
 
 
+def begin(plans: Sequence[TrialPlan], host: PluginHost) -> list[TrialContext]:
+    """Allocate the ids of ``plans`` (one backend call), store their start records, tell the plugins.
+
+    Every plan must use the same backend (the trials of one experiment). Returns each
+    trial's context, in the order of ``plans``.
+    """
+    if not plans:
+        return []
+    backend = plans[0].backend
+    trial_ids = backend.start_trials([plan.start_record() for plan in plans])
+    contexts = []
+    for plan, trial_id in zip(plans, trial_ids):
+        host.trial_started(experiment_id=plan.experiment_id, trial_id=trial_id, parameters=plan.parameters,
+                           seed=plan.seed)
+        backend.export_code(trial_id, plan.code_text)
+        contexts.append(TrialContext(plan.experiment_id, trial_id, backend, plan.seed))
+    return contexts
+
+
 def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
     """Allocate the trial id, store the start record, and bind the graph to this trial."""
-    backend = plan.backend
-    trial_id = backend.start_trial(plan.start_record())
+    (context,) = begin([plan], host)
+    trial_id = context.trial_id
     logger.info("Started Experiment (trial id=%d)", trial_id)
-    host.trial_started(experiment_id=plan.experiment_id, trial_id=trial_id, parameters=plan.parameters,
-                       seed=plan.seed)
-    backend.export_code(trial_id, plan.code_text)
-    context = TrialContext(plan.experiment_id, trial_id, backend, plan.seed)
     values = {**plan.bindings, plan.placeholder_key: context}
     graph, keys = bind_graph(plan.graph, values, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
     return StartedTrial(plan, trial_id, context, graph, keys[plan.result_key])
@@ -178,7 +215,7 @@ def failed(exc: BaseException) -> TrialOutcome:
 
 def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> TrialOutcome:
     """Flush what the steps left behind, then store the outcome (even if flushing failed)."""
-    outcome["process_time"] = time.perf_counter() - trial.started
+    outcome.setdefault("process_time", time.perf_counter() - trial.started)  # a sweep measures its own
     context = trial.context
     try:
         context.metrics.flush()
