@@ -163,7 +163,7 @@ class _Layout:
         self.result_key = plan.result_key
         self.placeholder_key = plan.placeholder_key
         parameters = set(plan.bindings)
-        self.keys = [key for key in self.tasks if key not in parameters and key != plan.placeholder_key]
+        self.keys: list[Any] = []  #: the tasks to bind, dependencies first
         self.inputs: dict[Any, tuple[Any, ...]] = {}  #: task → the parameters it depends on, sorted
         self.shareable: set[Any] = set()
         self.step_names: dict[Any, str] = {}
@@ -175,6 +175,9 @@ class _Layout:
                 depends[key] = {key}
                 continue
             depends[key] = set().union(*(depends[d] for d in node.dependencies)) if node.dependencies else set()
+            if key == self.placeholder_key:
+                continue
+            self.keys.append(key)
             self.inputs[key] = tuple(sorted(depends[key], key=str))
             spec = self._step(node)
             if spec is not None:
