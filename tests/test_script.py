@@ -62,9 +62,33 @@ def test_script_runs_one_trial_per_invocation(tmp_path):
 
 
 def test_values_are_python_literals_else_strings():
-    assert parse_arguments(["a=1", "b=2.5", "c=[1, 2]", "d=hello", "e=None", "f='x y'", "--seed=3"]) == (
-        {"a": 1, "b": 2.5, "c": [1, 2], "d": "hello", "e": None, "f": "x y"}, 3)
-    assert parse_arguments(["--seed", "7"]) == ({}, 7)
+    args = parse_arguments(["a=1", "b=2.5", "c=[1, 2]", "d=hello", "e=None", "f='x y'", "--seed=3"])
+    assert (args.parameters, args.seed, args.sweep) == (
+        {"a": 1, "b": 2.5, "c": [1, 2], "d": "hello", "e": None, "f": "x y"}, 3, False)
+    assert parse_arguments(["--seed", "7"]).seed == 7
+
+
+def test_sweep_arguments_list_choices_at_commas():
+    args = parse_arguments(["lr=0.1,0.01", "opt=adam,sgd", "depth=3", "shape=[1,2]", "pair=(1,2),(3,4)", "--sweep",
+                            "--scheduler", "tcp://127.0.0.1:8786"])
+    assert args.sweep and args.scheduler == "tcp://127.0.0.1:8786"
+    assert args.grid == {"lr": [0.1, 0.01], "opt": ["adam", "sgd"], "depth": [3], "shape": [[1, 2]],
+                         "pair": [(1, 2), (3, 4)]}
+    assert parse_arguments(["lr=0.1,0.01"]).parameters == {"lr": (0.1, 0.01)}  # no --sweep: one value
+
+
+def test_script_runs_a_sweep_from_the_command_line(tmp_path):
+    result = run(tmp_path, "a=1,2,3", "b=10,20", "--sweep", "--seed", "4", "--scheduler", "sync")
+    assert result.returncode == 0, result.stderr
+    assert "6 trials: 6 succeeded, 0 failed" in result.stderr
+    frame = history(tmp_path)
+    assert frame[["a", "b", "Result"]].values.tolist() == [[a, b, a + b + 1] for a in (1, 2, 3) for b in (10, 20)]
+    assert frame["Sweep"].nunique() == 1
+
+
+def test_script_help_documents_sweeps(tmp_path):
+    result = run(tmp_path, "--help")
+    assert result.returncode == 0 and "--sweep" in result.stdout and "--scheduler" in result.stdout
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -74,6 +98,7 @@ def test_values_are_python_literals_else_strings():
     (["--seed"], "--seed needs an integer"),
     (["--seed", "x"], "--seed needs an integer"),
     (["--seed", "-1"], "non-negative"),
+    (["--scheduler"], "--scheduler needs a name or an address"),
 ])
 def test_malformed_arguments(argv, message):
     with pytest.raises(ScriptArgumentError, match=message):
@@ -120,3 +145,17 @@ def test_never_triggers_under_pytest(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Started Experiment" not in result.stdout + result.stderr
     assert not (tmp_path / "daskperiment_cache" / "simple_experiment_pj" / "code").exists()
+
+
+def test_script_sweeps_on_an_existing_cluster_by_address(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None,
+                                  worker_dashboard_address=None) as cluster:
+        before = cluster.scheduler.transition_counter
+        result = run(tmp_path, "a=1,2", "b=5", "--sweep", "--scheduler", cluster.scheduler_address)
+        assert result.returncode == 0, result.stderr
+        transitions = cluster.scheduler.transition_counter - before
+    assert "2 trials: 2 succeeded, 0 failed" in result.stderr
+    assert history(tmp_path)["Result"].tolist() == [7, 8]
+    assert transitions >= 4 * 3  # the trials' four tasks ran on that cluster (released, waiting, processing …)

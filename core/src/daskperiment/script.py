@@ -1,4 +1,4 @@
-"""Script mode: ``python my_experiment.py a=1 b=2 --seed 1`` runs one trial.
+"""Script mode: ``python my_experiment.py a=1 b=2 --seed 1`` runs one trial, ``... a=1,2 b=3,4 --sweep`` a sweep.
 
 A trial runs when an ``@ex.result`` step is called as a bare expression
 statement (its value discarded, as in ``calculate_score(d)``) at module level of
@@ -10,14 +10,17 @@ pytest, IPython or Jupyter, nor when the module is imported.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dis
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from .errors import DaskperimentError, ScriptArgumentError
+from .sweep import Sweep, expand_trials
 from .trial import TrialResult
 
 logger = logging.getLogger("daskperiment")
@@ -25,35 +28,89 @@ logger = logging.getLogger("daskperiment")
 #: Set by ``daskperiment reproduce SCRIPT ID``: the script's trial re-runs that recorded trial instead.
 ENV_REPRODUCE = "DASKPERIMENT_REPRODUCE"
 
-USAGE = "usage: python SCRIPT.py [name=value ...] [--seed N]"
+USAGE = """\
+usage: python SCRIPT.py [name=value ...] [--seed N] [--sweep] [--scheduler NAME|ADDRESS]
+
+  name=value           a parameter value: a Python literal (1, 0.5, [1, 2], None, 'x y'), else a string
+  --seed N             the trial's seed (with --sweep: the sweep's seed, each trial's is drawn from it)
+  --sweep              run a sweep: every combination of comma-separated values, all in one Dask graph,
+                       e.g. lr=0.1,0.01 depth=3,5 runs 4 trials (a value that is a tuple literal lists
+                       the choices; a list literal such as [1,2] is one value)
+  --scheduler S        threads, processes or sync, or a distributed scheduler's address
+                       (tcp://host:8786) to run on an existing cluster
+  -h, --help           show this message"""
+USAGE_LINE = USAGE.splitlines()[0]
 
 
-def parse_arguments(argv: list[str]) -> tuple[dict[str, Any], int | None]:
-    """``key=value`` pairs (values as Python literals, else strings) and ``--seed N``."""
-    params: dict[str, Any] = {}
+@dataclass(frozen=True)
+class ScriptArguments:
+    """What the command line asks for."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    sweep: bool = False
+    scheduler: str | None = None
+    help: bool = False
+
+    @property
+    def grid(self) -> dict[str, list[Any]]:
+        """The parameters as sweep choices: a tuple value lists its choices, anything else is one."""
+        return {name: list(value) if isinstance(value, tuple) else [value] for name, value in self.parameters.items()}
+
+
+def _literal(raw: str) -> Any:
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return raw
+
+
+def _choices(raw: str) -> Any:
+    """With ``--sweep``: ``adam,sgd`` (not a literal) is split at commas like ``0.1,0.01`` (a tuple)."""
+    value = _literal(raw)
+    if isinstance(value, str) and value == raw and "," in raw:
+        return tuple(_literal(part) for part in raw.split(","))
+    return value
+
+
+def parse_arguments(argv: list[str]) -> ScriptArguments:
+    """``key=value`` pairs (values as Python literals, else strings), ``--seed N``, ``--sweep``,
+    ``--scheduler S``, ``--help``."""
+    params: dict[str, str] = {}
+    seed: int | None = None
+    scheduler: str | None = None
+    sweep = False
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if arg == "--seed" or arg.startswith("--seed="):
+        if arg in ("-h", "--help"):
+            return ScriptArguments(help=True)
+        if arg == "--sweep":
+            sweep = True
+            continue
+        option = next((o for o in ("--seed", "--scheduler") if arg == o or arg.startswith(o + "=")), None)
+        if option is not None:
             raw = arg.partition("=")[2] if "=" in arg else (args.pop(0) if args else "")
+            if option == "--scheduler":
+                if not raw:
+                    raise ScriptArgumentError(f"--scheduler needs a name or an address. {USAGE_LINE}")
+                scheduler = raw
+                continue
             try:
                 seed = int(raw)
             except ValueError:
-                raise ScriptArgumentError(f"--seed needs an integer, got {raw!r}. {USAGE}") from None
+                raise ScriptArgumentError(f"--seed needs an integer, got {raw!r}. {USAGE_LINE}") from None
             if seed < 0:
-                raise ScriptArgumentError(f"--seed must be non-negative, got {seed}. {USAGE}")
+                raise ScriptArgumentError(f"--seed must be non-negative, got {seed}. {USAGE_LINE}")
             continue
         name, sep, raw = arg.partition("=")
         if not sep or not name.isidentifier():
-            raise ScriptArgumentError(f"malformed argument {arg!r}: expected name=value. {USAGE}")
+            raise ScriptArgumentError(f"malformed argument {arg!r}: expected name=value. {USAGE_LINE}")
         if name in params:
-            raise ScriptArgumentError(f"parameter {name!r} given twice. {USAGE}")
-        try:
-            params[name] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            params[name] = raw
-    return params, seed
+            raise ScriptArgumentError(f"parameter {name!r} given twice. {USAGE_LINE}")
+        params[name] = raw
+    parse = _choices if sweep else _literal
+    return ScriptArguments({name: parse(raw) for name, raw in params.items()}, seed, sweep, scheduler)
 
 
 def _interactive() -> bool:
@@ -88,11 +145,33 @@ def _result_discarded(frame: FrameType) -> bool:
     return False
 
 
+def _scheduler(name: str | None, stack: contextlib.ExitStack) -> dict[str, Any]:
+    """``dask.compute`` keywords for ``--scheduler``: a name, or a Client connected to an address."""
+    if name is None:
+        return {}
+    if "://" not in name:
+        return {"scheduler": name}
+    from distributed import Client
+
+    return {"scheduler": stack.enter_context(Client(name))}
+
+
 def run_script(result: TrialResult) -> None:
-    """Run one trial of ``result`` with the command-line parameters and seed; exit on bad arguments."""
+    """Run one trial (or a sweep) of ``result`` with the command-line arguments; exit on bad arguments."""
     try:
-        params, seed = parse_arguments(sys.argv[1:])
-        value = result.with_parameters(**params).compute(seed=seed)
+        args = parse_arguments(sys.argv[1:])
+        if args.help:
+            sys.stdout.write(USAGE + "\n")
+            sys.exit(0)
+        with contextlib.ExitStack() as stack:
+            dask_kwargs = _scheduler(args.scheduler, stack)
+            if args.sweep:
+                frame = Sweep(result, expand_trials(None, args.grid)).compute(seed=args.seed, **dask_kwargs)
+                logger.info("Sweep results:\n%s", frame.to_string())
+                if not frame["Success"].all():
+                    sys.exit(1)
+                return
+            value = result.with_parameters(**args.parameters).compute(seed=args.seed, **dask_kwargs)
     except DaskperimentError as exc:
         logger.debug("script argument error", exc_info=True)
         sys.exit(f"{os.path.basename(sys.argv[0])}: error: {exc}")
