@@ -95,7 +95,7 @@ def expand_trials(trials: Iterable[Mapping[str, Any]] | None, grid: Mapping[str,
             given.append(dict(item))
     names = list(grid)
     points = [dict(zip(names, combo)) for combo in itertools.product(*(_choices(n, grid[n]) for n in names))]
-    expanded = []
+    expanded: list[dict[str, Any]] = []
     for values in given:
         both = sorted(set(values) & set(names))
         if both:

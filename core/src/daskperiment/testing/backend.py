@@ -181,9 +181,9 @@ class BackendTests:
         first = backend.start_trial(_record())
         batch = [_record(seed=i, sweep="s-1", shared_steps="load,prepare" if i else None) for i in range(5)]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            singles = pool.map(lambda _: backend.start_trial(_record(sweep=None)), range(20))
+            started = pool.map(lambda _: backend.start_trial(_record(sweep=None)), range(20))
             ids = backend.start_trials(batch)
-            singles = list(singles)
+            singles = list(started)
         assert len(set(ids)) == 5 and ids == sorted(ids) and first not in ids
         assert sorted([first, *ids, *singles]) == list(range(1, 27))
         records = {r["trial_id"]: r for r in backend.load_trials(ids)}
