@@ -1,4 +1,13 @@
-"""Workload 7: a parameter sweep of CPU-bound trials on a ``dask.distributed`` LocalCluster.
+"""Workload 7: parameter sweeps — ``ex.sweep`` on the threaded scheduler and on a LocalCluster.
+
+**Threaded, quickstart graph** (issue "Sweeps"): N (10,000) trials of the two-step quickstart
+graph as ONE ``ex.sweep(...).compute()`` on the local threaded scheduler, next to the same N
+graphs computed untracked in ONE ``dask.compute`` (the floor) and N one-by-one tracked
+``compute()`` calls. Floors: sweep ≤ 1.15× the untracked graph, and ≥ 5× faster than one by
+one. Printed as ``threaded`` in the JSON and as a table on stderr.
+
+**Cluster, CPU-bound step** (below): also timed as one graph — ``ex.sweep`` vs the untracked
+steps in one ``dask.compute`` on the same cluster (floor: ≤ 1.05×), as ``one_graph``.
 
 N trials of one step doing ~20 ms of numpy work (calibrated on this machine), computed on a
 LocalCluster with 1 and then 2 worker processes (one thread each, BLAS pinned to one thread),
@@ -11,8 +20,9 @@ always have a trial to run. Prints one JSON line:
 * ``speedup``: 1-worker wall time / 2-worker wall time (tracked and untracked);
 * ``overhead_share``: (tracked − untracked) / tracked wall time, per cluster size.
 
-    python benchmarks/bench_sweep.py              # 1,000 trials (a few minutes)
-    python benchmarks/bench_sweep.py --quick      # 20 trials (seconds, plus cluster start-up)
+    python benchmarks/bench_sweep.py              # 1,000 cluster trials, 10,000 threaded (several minutes)
+    python benchmarks/bench_sweep.py --quick      # 20 cluster trials, 200 threaded (seconds, plus cluster start-up)
+    python benchmarks/bench_sweep.py --only threaded --threaded-n 10000   # the threaded figures alone
 """
 
 from __future__ import annotations
@@ -112,6 +122,94 @@ def untracked(n: int, rounds: int, threads: int) -> float:
     return _run_threads(n, threads, run_one)
 
 
+def quickstart(root: pathlib.Path) -> tuple[Any, Any]:
+    """The README's quickstart experiment (two steps, parameters a and b), without metrics."""
+    import daskperiment
+
+    ex = daskperiment.Experiment("quickstart", backend=root)
+    a, b = ex.parameter("a"), ex.parameter("b")
+
+    @ex
+    def prepare_data(a: int, b: int) -> int:
+        return a + b
+
+    @ex.result
+    def calculate_score(s: int) -> float:
+        return 10 / s
+
+    return ex, calculate_score(prepare_data(a, b))
+
+
+def _sink(*values: float) -> int:
+    return len(values)
+
+
+def _bare_graph(a: int, b: int) -> Any:
+    import dask
+
+    return dask.delayed(lambda s: 10 / s)(dask.delayed(lambda a, b: a + b)(a, b))
+
+
+def threaded(root: pathlib.Path, n: int) -> dict[str, Any]:
+    """Wall times of ``n`` quickstart trials: one sweep, one untracked graph, one-by-one tracked calls."""
+    import dask
+    from dask.delayed import Delayed
+    from dask.task_spec import Task, TaskRef
+
+    ex, result = quickstart(root / "threaded")
+    result.with_parameters(a=0, b=1).compute(seed=1)  # environment collected, schedulers imported
+    trials = [{"a": i, "b": 1} for i in range(n)]
+    t0 = time.perf_counter()
+    dask.compute(*[_bare_graph(**t) for t in trials], scheduler="threads")
+    untracked_collections = time.perf_counter() - t0
+    t0 = time.perf_counter()  # the floor: the same tasks merged into one graph, as a sweep builds it
+    finals = [_bare_graph(**t) for t in trials]
+    graph = {key: node for d in finals for key, node in d.dask.items()}
+    graph["sink"] = Task("sink", _sink, *(TaskRef(d.key) for d in finals))
+    dask.compute(Delayed("sink", graph), scheduler="threads", optimize_graph=False)
+    untracked_graph = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frame = ex.sweep(result, trials).compute(seed=1, scheduler="threads", progress=False)
+    sweep = time.perf_counter() - t0
+    if len(frame) != n or not frame["Success"].all():
+        raise RuntimeError(f"the sweep recorded {len(frame)} trials, {int(frame['Success'].sum())} succeeded")
+    t0 = time.perf_counter()
+    for t in trials:
+        result.with_parameters(**t).compute(seed=1, scheduler="threads")
+    one_by_one = time.perf_counter() - t0
+    if len(ex.get_history()) != 2 * n + 1:
+        raise RuntimeError("one-by-one trials were not all recorded")
+    return {"n": n, "sweep_s": sweep, "untracked_graph_s": untracked_graph, "one_by_one_s": one_by_one,
+            "sweep_ms_per_trial": sweep / n * 1e3, "untracked_ms_per_trial": untracked_graph / n * 1e3,
+            "one_by_one_ms_per_trial": one_by_one / n * 1e3, "untracked_collections_s": untracked_collections,
+            "sweep_over_untracked_graph": sweep / untracked_graph, "floor_sweep_over_untracked_graph": 1.15,
+            "one_by_one_over_sweep": one_by_one / sweep, "floor_one_by_one_over_sweep": 5.0}
+
+
+def one_graph(root: pathlib.Path, n: int, rounds: int) -> dict[str, float]:
+    """On the current cluster: ``n`` CPU-bound trials as one ``ex.sweep`` vs the bare steps in one graph."""
+    import dask
+    import daskperiment
+
+    ex = daskperiment.Experiment("one_graph", backend=root)
+    seed = ex.parameter("seed")
+
+    @ex.result
+    def score(seed: int) -> float:
+        return cpu_work(seed, rounds)
+
+    ex.sweep(score(seed), seed=[0, 1]).compute(seed=1, progress=False)  # warm: environment, workers
+    t0 = time.perf_counter()
+    dask.compute(*[dask.delayed(cpu_work)(i, rounds) for i in range(n)])
+    bare = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frame = ex.sweep(score(seed), seed=list(range(n))).compute(seed=1, progress=False)
+    ours = time.perf_counter() - t0
+    if len(frame) != n or not frame["Success"].all():
+        raise RuntimeError(f"the cluster sweep recorded {len(frame)} trials")
+    return {"untracked": bare, "sweep": ours, "sweep_over_untracked": ours / bare, "floor": 1.05}
+
+
 def measure(n: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     """The sweep's JSON: untracked then tracked on a fresh LocalCluster per size in ``workers``."""
     from distributed import Client, LocalCluster
@@ -133,6 +231,11 @@ def measure(n: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
             ours = tracked(pathlib.Path(tmp) / "store", n, rounds, threads)
             out["wall_s"][str(count)] = {"untracked": bare, "tracked": ours,
                                          "overhead_share": (ours - bare) / ours}
+            log.info("%d worker(s): one graph", count)
+            out.setdefault("one_graph", {})[str(count)] = one_graph(pathlib.Path(tmp) / "one_graph", n, rounds)
+    graphs = out.get("one_graph", {})
+    if "1" in graphs and "2" in graphs:
+        out["one_graph_speedup"] = {kind: graphs["1"][kind] / graphs["2"][kind] for kind in ("sweep", "untracked")}
     walls = out["wall_s"]
     if "1" in walls and "2" in walls:
         out["speedup"] = {kind: walls["1"][kind] / walls["2"][kind] for kind in ("tracked", "untracked")}
@@ -144,16 +247,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, help="trials per cluster size (default 1,000; --quick 20)")
     parser.add_argument("--quick", action="store_true", help="20 trials")
     parser.add_argument("--out", type=pathlib.Path, help="also write the JSON to this file")
+    parser.add_argument("--threaded-n", type=int, help="quickstart trials on threads (default 10,000; --quick 200)")
+    parser.add_argument("--only", choices=("threaded", "cluster"), help="one of the two parts")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     n = args.n if args.n is not None else (20 if args.quick else 1_000)
-    text = json.dumps(measure(n))
+    threaded_n = args.threaded_n if args.threaded_n is not None else (200 if args.quick else 10_000)
+    out: dict[str, Any] = measure(n) if args.only != "threaded" else {"n": 0, "wall_s": {}}
+    if args.only != "cluster":
+        with tempfile.TemporaryDirectory() as tmp:
+            out["threaded"] = threaded(pathlib.Path(tmp), threaded_n)
+        log.warning("%s", summary(out))
+    text = json.dumps(out)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
     return 0
+
+
+def summary(out: dict[str, Any]) -> str:
+    """The threaded figures next to their floors, for people (the JSON is for compare.py)."""
+    t = out["threaded"]
+    lines = [f"{t['n']:,} quickstart trials on the threaded scheduler:",
+             f"  one sweep            {t['sweep_s']:8.2f} s  {t['sweep_ms_per_trial']:7.3f} ms/trial",
+             f"  untracked one graph  {t['untracked_graph_s']:8.2f} s  {t['untracked_ms_per_trial']:7.3f} ms/trial",
+             f"  one-by-one compute() {t['one_by_one_s']:8.2f} s  {t['one_by_one_ms_per_trial']:7.3f} ms/trial",
+             f"  (untracked as dask.compute(*graphs): {t['untracked_collections_s']:.2f} s)",
+             f"  sweep / untracked graph = {t['sweep_over_untracked_graph']:.2f}x (floor <= 1.15x); "
+             f"one-by-one / sweep = {t['one_by_one_over_sweep']:.1f}x (floor >= 5x)"]
+    for workers, g in out.get("one_graph", {}).items():
+        lines.append(f"  cluster, {workers} worker(s): sweep {g['sweep']:.2f} s, untracked one graph "
+                     f"{g['untracked']:.2f} s = {g['sweep_over_untracked']:.2f}x (floor <= 1.05x)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
