@@ -51,7 +51,7 @@ from .history import history_frame
 from .plugins import PluginHost, get_plugin_host
 from .records import SHOWN_FIELDS, TrialOutcome
 from .steps import StepSpec, run_step
-from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete, failed, renamed_key,
+from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete_all, failed, renamed_key,
                     succeeded)
 
 __all__ = ["Sweep", "SweepPlanner", "TaskFailure", "expand_trials", "trial_seeds"]
@@ -186,6 +186,7 @@ class _Layout:
             inner = [d for d in node.dependencies if d not in parameters and d != self.placeholder_key]
             if pure and key != self.result_key and all(d in self.shareable for d in inner):
                 self.shareable.add(key)
+        self.guarded = {key: _guarded(self.tasks[key]) for key in self.keys}  #: wrapped once, bound per trial
 
     @staticmethod
     def _step(node: GraphNode) -> StepSpec | None:
@@ -226,7 +227,7 @@ class _Layout:
             subs.update(mapping)
             for old, new in mapping.items():
                 if new not in graph:
-                    graph[new] = _guarded(self.tasks[old].substitute(subs, key=new))
+                    graph[new] = self.guarded[old].substitute(subs, key=new)
         return graph
 
 
@@ -399,27 +400,28 @@ class Sweep:
             reason = f"the sweep was interrupted by {type(exc).__name__}({exc})"
             raise
         finally:
-            outcomes = [self._complete(host, trial, results.get(i), started, reason) for i, trial in enumerate(trials)]
+            outcomes = complete_all(trials, host, [_outcome(results.get(i), started, reason)
+                                                   for i in range(len(trials))])
             _summarise(trials, outcomes)
         return outcomes
 
-    @staticmethod
-    def _complete(host: PluginHost, trial: StartedTrial, result: tuple[Any, float] | None, started: float,
-                  reason: str) -> TrialOutcome:
-        if result is None:
-            outcome: TrialOutcome = {"success": False, "description": f"Cancelled: {reason}", "traceback": None,
-                                     "result_type": None, "process_time": time.perf_counter() - started}
-        else:
-            value, finished = result
-            if isinstance(value, TaskFailure):
-                outcome = dict(value.outcome)  # type: ignore[assignment]
-            else:
-                try:
-                    outcome = succeeded(value)
-                except Exception as exc:  # a result that cannot be stored fails its trial only
-                    outcome = failed(exc)
-            outcome["process_time"] = finished - started
-        return complete(trial, host, outcome)
+
+
+def _outcome(result: tuple[Any, float] | None, started: float, reason: str) -> TrialOutcome:
+    """A trial's outcome from what its last task returned (and when), or cancelled when it never did."""
+    if result is None:
+        return {"success": False, "description": f"Cancelled: {reason}", "traceback": None, "result_type": None,
+                "process_time": time.perf_counter() - started}
+    value, finished = result
+    if isinstance(value, TaskFailure):
+        outcome: TrialOutcome = dict(value.outcome)  # type: ignore[assignment]
+    else:
+        try:
+            outcome = succeeded(value)
+        except Exception as exc:  # a result that cannot be stored fails its trial only
+            outcome = failed(exc)
+    outcome["process_time"] = finished - started
+    return outcome
 
 
 def _summarise(trials: Sequence[StartedTrial], outcomes: Sequence[TrialOutcome]) -> None:

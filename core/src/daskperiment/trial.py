@@ -34,7 +34,7 @@ from .records import TrialOutcome, TrialStart
 from .serialization import encode_result
 
 __all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "begin", "bind_graph", "complete",
-           "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
+           "complete_all", "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
 
 logger = logging.getLogger("daskperiment")
 
@@ -215,18 +215,35 @@ def failed(exc: BaseException) -> TrialOutcome:
 
 def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> TrialOutcome:
     """Flush what the steps left behind, then store the outcome (even if flushing failed)."""
-    outcome.setdefault("process_time", time.perf_counter() - trial.started)  # a sweep measures its own
-    context = trial.context
-    try:
-        context.metrics.flush()
-    finally:
+    return complete_all([trial], host, [outcome])[0]
+
+
+def complete_all(trials: Sequence[StartedTrial], host: PluginHost,
+                 outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:
+    """:func:`complete` for many trials of one backend, stored with one backend call (a sweep's end).
+
+    Every outcome is stored even when flushing a trial's metrics failed; the first
+    flushing error is raised afterwards.
+    """
+    error: BaseException | None = None
+    for trial, outcome in zip(trials, outcomes):
+        outcome.setdefault("process_time", time.perf_counter() - trial.started)  # a sweep measures its own
+        try:
+            trial.context.metrics.flush()
+        except BaseException as exc:
+            error = error or exc
         outcome["finished"] = time.time()
-        outcome["steps"] = context.steps
-        entries = context.step_hashes
-        previous = trial.plan.backend.complete_trial(trial.trial_id, outcome, [entry[:3] for entry in entries])
-        warn_impure(entries, previous)
-        host.trial_finished(experiment_id=trial.plan.experiment_id, trial_id=trial.trial_id, record=outcome)
-    return outcome
+        outcome["steps"] = trial.context.steps
+    if trials:
+        answers = trials[0].plan.backend.complete_trials(
+            [(trial.trial_id, outcome, [entry[:3] for entry in trial.context.step_hashes])
+             for trial, outcome in zip(trials, outcomes)])
+        for trial, outcome, previous in zip(trials, outcomes, answers):
+            warn_impure(trial.context.step_hashes, previous)
+            host.trial_finished(experiment_id=trial.plan.experiment_id, trial_id=trial.trial_id, record=outcome)
+    if error is not None:
+        raise error
+    return list(outcomes)
 
 
 def run(plan: TrialPlan, *, dask_kwargs: Mapping[str, Any],

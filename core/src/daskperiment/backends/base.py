@@ -240,3 +240,14 @@ class Backend(abc.ABC):
             return self.swap_step_hashes(step_hashes) if step_hashes else []
         finally:
             self.finish_trial(trial_id, outcome)
+
+    def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
+                        ) -> list[list[str | None]]:
+        """:meth:`complete_trial` for each ``(trial_id, outcome, step_hashes)``; each one's swap answer.
+
+        The end of a sweep stores all its outcomes with one call. Hashes are swapped in
+        order, so a trial sees the hashes of the trials before it. The default loops;
+        override it when the storage can do the batch in one transaction or round trip
+        (every outcome must still be stored when the hashes cannot be).
+        """
+        return [self.complete_trial(trial_id, outcome, hashes) for trial_id, outcome, hashes in trials]

@@ -350,6 +350,20 @@ class BackendTests:
         assert record["success"] is True and record["finished"] is not None
         assert backend.swap_step_hashes([("step", "in", "out-3")]) == ["out-2"]
 
+    def test_complete_trials_batch(self, backend: Backend) -> None:
+        """A sweep's end: every outcome stored, hashes swapped in order (a trial sees the ones before it)."""
+        backend.swap_step_hashes([("step", "in", "out-0")])
+        ids = backend.start_trials([_record(seed=i) for i in range(3)])
+        answers = backend.complete_trials([
+            (ids[0], _outcome(result=0), [("step", "in", "out-1")]),
+            (ids[1], _outcome(success=False, result=None, description="ValueError(x)"), []),
+            (ids[2], _outcome(result=2), [("step", "in", "out-2"), ("other", "i", "o")])])
+        assert answers == [["out-0"], [], ["out-1", None]]
+        records = backend.load_trials(ids)
+        assert [r["success"] for r in records] == [True, False, True]
+        assert [r["result"] for r in records] == [0, None, 2] and records[1]["description"] == "ValueError(x)"
+        assert backend.complete_trials([]) == []
+
     def test_step_hashes_are_bounded(self, backend: Backend) -> None:
         """The purity record keeps at most STEP_HASH_LIMIT inputs per step (plus slack)."""
         n = STEP_HASH_LIMIT + 2_000

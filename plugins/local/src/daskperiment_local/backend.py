@@ -513,6 +513,24 @@ class LocalBackend(Backend):
             self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
             raise
 
+    def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
+                        ) -> list[list[str | None]]:
+        """A whole sweep's hashes and outcomes in one transaction (one commit, not one per trial)."""
+        def all_of_them(db: sqlite3.Connection) -> list[list[str | None]]:
+            answers = [self._swap_in_transaction(db, hashes) if hashes else [] for _, _, hashes in trials]
+            db.executemany(
+                f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
+                [[*(_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS),
+                  trial_id] for trial_id, outcome, _ in trials])
+            return answers
+
+        try:
+            return self._write_transaction(all_of_them)
+        except BaseException:
+            for trial_id, outcome, _ in trials:  # the outcomes are never lost with the hashes
+                self.finish_trial(trial_id, outcome)
+            raise
+
     def _write_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._writer()
         db.execute("BEGIN IMMEDIATE")
