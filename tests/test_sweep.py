@@ -105,6 +105,17 @@ def test_any_iterable_of_dicts_plugs_in_like_a_random_sampler(counted):
                                                   for _ in range(5)]
 
 
+def test_scikit_learn_grids_and_samplers_plug_in(counted):
+    model_selection = pytest.importorskip("sklearn.model_selection", reason="scikit-learn is in requirements/dev.txt")
+    ex, result, _ = counted
+    grid = model_selection.ParameterGrid({"a": [1, 2], "b": [1, 4]})
+    frame = ex.sweep(result, grid).compute(seed=1)
+    assert sorted(map(tuple, frame[["a", "b"]].values.tolist())) == [(1, 1), (1, 4), (2, 1), (2, 4)]
+    sampler = model_selection.ParameterSampler({"a": range(1, 50), "b": [1, 2, 4]}, n_iter=5, random_state=0)
+    frame = ex.sweep(result, sampler).compute(seed=1)
+    assert frame[["a", "b"]].values.tolist() == [[p["a"], p["b"]] for p in sampler]
+
+
 def test_trials_and_grid_combine():
     assert expand_trials([{"a": 1}, {"a": 2}], {"b": [3, 4]}) == [
         {"a": 1, "b": 3}, {"a": 1, "b": 4}, {"a": 2, "b": 3}, {"a": 2, "b": 4}]
