@@ -332,3 +332,12 @@ def test_two_processes_sweeping_one_experiment(tmp_path):
     assert history.groupby("Sweep").size().tolist() == [10] * 6
     metrics = ex.load_metric("m", trial_id=list(history.index))
     assert (metrics.iloc[0].values == history["a"].values).all()
+
+
+# ---- progress --------------------------------------------------------------------------------------------
+def test_progress_bar_on_request_and_off_when_not_a_terminal(counted, capfd):
+    ex, result, _ = counted
+    ex.sweep(result, a=[1, 2]).compute(progress=True)
+    assert "% Completed" in capfd.readouterr().err
+    ex.sweep(result, a=[1, 2]).compute()  # stderr is not a terminal under pytest
+    assert "% Completed" not in capfd.readouterr().err

@@ -286,10 +286,12 @@ def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any]
     collections = [Delayed(final, {key: graph[key] for key in keys}) for final, keys in zip(finals, trial_keys)]
     futures = client.compute(collections, optimize_graph=False)
     index = {future.key: i for i, future in enumerate(futures)}
-    if progress:
+    bar: threading.Thread | None = None
+    if progress:  # distributed's bar blocks until every future is done: it draws from its own thread
         from distributed import progress as show
 
-        threading.Thread(target=show, args=(futures,), kwargs={"notebook": False}, daemon=True).start()
+        bar = threading.Thread(target=show, args=(futures,), kwargs={"notebook": False}, daemon=True)
+        bar.start()
     pending = set(futures)
     try:
         for future in as_completed(futures):
@@ -306,6 +308,8 @@ def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any]
             if future.status == "finished":
                 into[index[future.key]] = (future.result(), time.perf_counter())
         client.cancel([future for future in pending if future.status != "finished"])
+        if bar is not None:
+            bar.join(timeout=5)  # let it draw 100% and close its stream before the caller's cluster closes
 
 
 class Sweep:
