@@ -341,3 +341,46 @@ def test_progress_bar_on_request_and_off_when_not_a_terminal(counted, capfd):
     assert "% Completed" in capfd.readouterr().err
     ex.sweep(result, a=[1, 2]).compute()  # stderr is not a terminal under pytest
     assert "% Completed" not in capfd.readouterr().err
+
+
+# ---- interrupted sweeps and dying workers: every trial still ends with an outcome -----------------------
+def test_an_interrupted_sweep_records_every_trial_before_propagating():
+    ex = daskperiment.Experiment(id="interrupted")
+    d = ex.parameter("d")
+
+    @ex.result
+    def score(d):
+        if d == 3:
+            raise KeyboardInterrupt  # not an Exception: it stops the whole sweep, like Ctrl-C
+        return d
+
+    with pytest.raises(KeyboardInterrupt):
+        ex.sweep(score(d), d=list(range(6))).compute(scheduler="sync")
+    history = ex.get_history()
+    assert len(history) == 6 and history["Success"].dtype == bool  # no trial left unfinished
+    interrupted = history["Description"].str.startswith("Cancelled: the sweep was interrupted by KeyboardInterrupt")
+    assert (history["Success"] | interrupted).all() and interrupted.sum() >= 1
+
+
+def test_a_trial_whose_worker_dies_fails_alone(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    ex = daskperiment.Experiment(id="dying")
+    d = ex.parameter("d")
+
+    @ex.result
+    def score(d):
+        if d == 2:
+            import os
+            os._exit(1)  # the worker process dies mid-sweep
+        return d
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                     worker_dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        frame = ex.sweep(score(d), d=[0, 1, 2, 3, 4]).compute(scheduler=client)
+    assert len(frame) == 5 and len(ex.get_history()) == 5  # every trial recorded
+    assert not frame.loc[3, "Success"] and frame.loc[3, "Description"].startswith("KilledWorker(")
+    # a trial queued on the dying worker may be lost with it (the scheduler says so); the others succeed
+    others = frame.drop(index=3)
+    assert (others["Success"] | others["Description"].str.startswith("KilledWorker(").fillna(False)).all()
+    assert others.loc[others["Success"], "Result"].tolist() == others.loc[others["Success"], "d"].tolist()

@@ -278,6 +278,15 @@ def _run_local(graph: dict[Any, GraphNode], finals: list[Any], fail_fast: bool, 
         pass
 
 
+def _value(future: Any) -> Any:
+    """A trial's value from its future; a future that errs (its worker died, its result was lost with
+    its worker, it was cancelled) fails that trial only."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return TaskFailure(failed(exc))
+
+
 def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any], trial_keys: list[Any],
                      fail_fast: bool, progress: bool, into: dict[int, tuple[Any, float]]) -> None:
     """One submission of every trial's graph; results taken as they complete (``as_completed``)."""
@@ -296,17 +305,14 @@ def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any]
     try:
         for future in as_completed(futures):
             pending.discard(future)
-            if future.status == "finished":
-                value = future.result()
-            else:  # the worker died or the task was lost: the trial failed, the others go on
-                value = TaskFailure(failed(future.exception()))
+            value = _value(future)
             into[index[future.key]] = (value, time.perf_counter())
             if fail_fast and isinstance(value, TaskFailure):
                 break
     finally:
         for future in pending:
             if future.status == "finished":
-                into[index[future.key]] = (future.result(), time.perf_counter())
+                into[index[future.key]] = (_value(future), time.perf_counter())
         client.cancel([future for future in pending if future.status != "finished"])
         if bar is not None:
             bar.join(timeout=5)  # let it draw 100% and close its stream before the caller's cluster closes
