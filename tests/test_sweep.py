@@ -337,9 +337,9 @@ def test_two_processes_sweeping_one_experiment(tmp_path):
 # ---- progress --------------------------------------------------------------------------------------------
 def test_progress_bar_on_request_and_off_when_not_a_terminal(counted, capfd):
     ex, result, _ = counted
-    ex.sweep(result, a=[1, 2]).compute(progress=True)
+    ex.sweep(result, a=[1, 2]).compute(progress=True, scheduler="threads")
     assert "% Completed" in capfd.readouterr().err
-    ex.sweep(result, a=[1, 2]).compute()  # stderr is not a terminal under pytest
+    ex.sweep(result, a=[1, 2]).compute(scheduler="threads")  # stderr is not a terminal under pytest
     assert "% Completed" not in capfd.readouterr().err
 
 
