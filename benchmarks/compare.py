@@ -269,6 +269,15 @@ def sweep_lines(sweep: dict[str, Any] | str) -> list[str]:
     if "speedup" in sweep:
         lines.append(f"  speed-up 1 → 2 workers: tracked {sweep['speedup']['tracked']:.2f}×, "
                      f"untracked {sweep['speedup']['untracked']:.2f}×")
+    for workers, graph in sweep.get("one_graph", {}).items():
+        lines.append(f"  {workers} worker(s), as one graph: ex.sweep {graph['sweep']:.2f} s, untracked "
+                     f"{graph['untracked']:.2f} s = {graph['sweep_over_untracked']:.2f}× (floor ≤ {graph['floor']}×)")
+    threaded = sweep.get("threaded")
+    if threaded:
+        lines.append(f"{threaded['n']:,} quickstart trials on the threaded scheduler: one ex.sweep "
+                     f"{threaded['sweep_s']:.2f} s, untracked one graph {threaded['untracked_graph_s']:.2f} s "
+                     f"({threaded['sweep_over_untracked_graph']:.2f}×, floor ≤ 1.15×), one-by-one compute() "
+                     f"{threaded['one_by_one_s']:.2f} s ({threaded['one_by_one_over_sweep']:.1f}× the sweep, floor ≥ 5×)")
     return lines
 
 

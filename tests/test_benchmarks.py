@@ -153,6 +153,12 @@ def test_sweep_runs_on_a_local_cluster(tmp_path):
         wall = result["wall_s"][workers]
         assert wall["tracked"] > 0 and wall["untracked"] > 0 and wall["overhead_share"] < 1
     assert set(result["speedup"]) == {"tracked", "untracked"}
+    for workers in ("1", "2"):  # ex.sweep as one graph next to the untracked one graph
+        graph = result["one_graph"][workers]
+        assert graph["sweep"] > 0 and graph["untracked"] > 0 and graph["floor"] == 1.05
+    threaded = result["threaded"]  # 10 × --n quickstart trials as one sweep, one graph, one by one
+    assert threaded["n"] == 40 and threaded["floor_one_by_one_over_sweep"] == 5.0
+    assert threaded["sweep_s"] > 0 and threaded["untracked_graph_s"] > 0 and threaded["one_by_one_s"] > 0
 
 
 def test_cache_benchmark_runs_and_reports_the_ratio(tmp_path):
