@@ -158,6 +158,14 @@ def test_a_trial_rerun_alone_gives_its_sweep_result(counted, scheduler):
         assert alone == row["Result"]
 
 
+def test_every_sweep_trial_reproduces_identically(counted):
+    ex, result, _ = counted
+    frame = ex.sweep(result, a=[1, 2], b=[1, 2]).compute(seed=3, scheduler="sync")
+    for trial_id in frame.index:
+        reproduction = ex.reproduce(int(trial_id), scheduler="sync")
+        assert reproduction.identical and reproduction.result == frame.loc[trial_id, "Result"], str(reproduction)
+
+
 # ---- shared steps -----------------------------------------------------------------------------------
 def test_steps_whose_inputs_agree_run_once_and_records_say_so(counted):
     ex, result, calls = counted
