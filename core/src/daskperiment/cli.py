@@ -8,12 +8,15 @@ import logging
 import os
 import subprocess
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .backends import backend_argument
 
+if TYPE_CHECKING:
+    from .experiment import Experiment
 
-def _experiment(args: argparse.Namespace):
+
+def _experiment(args: argparse.Namespace) -> Experiment:
     from .experiment import Experiment
 
     logging.getLogger("daskperiment").setLevel(logging.WARNING)
@@ -127,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        command: Callable[[argparse.Namespace], int] = args.func
+        return command(args)
     except (ValueError, ImportError) as exc:  # our errors are ValueErrors that name the fix
         print(f"daskperiment: error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ import json
 import logging
 import textwrap
 import threading
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("daskperiment")
 
 
-def source_of(func: Callable) -> str:
+def source_of(func: Callable[..., Any]) -> str:
     """The dedented source of ``func`` including decorators, or a marker when unavailable."""
     try:
         return textwrap.dedent(inspect.getsource(func)).rstrip() + "\n"
@@ -47,7 +47,7 @@ class CodeContext:
         #: code of the previous trial (or what was last warned about), per step
         self.baseline: dict[str, str] | None = None
 
-    def add(self, name: str, func: Callable) -> None:
+    def add(self, name: str, func: Callable[..., Any]) -> None:
         source = source_of(func)
         with self._lock:
             old = self.steps.get(name)

@@ -78,7 +78,9 @@ def cached_sections(name: str, key: Any, collect: Callable[[], dict[str, Any]]) 
     path = folder / f"{name}-{digest}.json"
     try:
         with open(path, encoding="utf-8") as file:
-            return json.load(file)
+            cached = json.load(file)
+        if isinstance(cached, dict):
+            return cached
     except (OSError, ValueError):
         pass  # missing, unreadable or torn: collect again
     sections = collect()

@@ -49,10 +49,10 @@ class TrialContext:
         self.steps: dict[str, list[StepRecord]] = {}
         self.is_origin = True
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[str, int, Backend, int]:
         return (self.experiment_id, self.trial_id, self.backend, self.seed)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[str, int, Backend, int]) -> None:
         self.experiment_id, self.trial_id, self.backend, self.seed = state
         self.metrics = MetricBuffer(self.backend, self.trial_id)
         self.step_hashes = []
@@ -115,7 +115,7 @@ def require_current(experiment_id: str, what: str) -> TrialContext:
     return ctx
 
 
-def describe_call(args: tuple, kwargs: dict[str, Any]) -> str:
+def describe_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     import reprlib
 
     r = reprlib.Repr()

@@ -25,7 +25,8 @@ def as_task_graph(graph: Mapping[Any, Any]) -> dict[Any, GraphNode]:
         return graph
     from dask._task_spec import convert_legacy_graph  # private: see the module docstring
 
-    return convert_legacy_graph(graph)
+    converted: dict[Any, GraphNode] = convert_legacy_graph(graph)  # unannotated in Dask
+    return converted
 
 
 def distributed_client(scheduler: Any = None) -> Any:

@@ -70,7 +70,7 @@ class _Collected:
 
 
 _lock = threading.Lock()
-_future: Future | None = None
+_future: Future[tuple[str, dict[str, Any]]] | None = None
 _entries: dict[str, _Collected] = {}
 _snapshot: tuple[str, dict[str, Any]] | None = None
 _logged_failures: set[str] = set()
@@ -240,7 +240,7 @@ class ToolError(Exception):
     """A command run by a collector failed; the message is the one-line reason to record."""
 
 
-def run_tool(args: list[str], *, timeout: float, cwd: str | os.PathLike | None = None,
+def run_tool(args: list[str], *, timeout: float, cwd: str | os.PathLike[str] | None = None,
              env: Mapping[str, str] | None = None) -> str:
     """Run an external command for a collector and return its standard output.
 

@@ -20,7 +20,8 @@ NOT_FINISHED = "Not finished (running, or its process ended before the trial com
 def _local_datetimes(timestamps: list[Any]) -> np.ndarray:
     tz = datetime.datetime.now().astimezone().tzinfo
     stamps = pd.to_datetime(pd.Series(timestamps, dtype="float64"), unit="s", utc=True)
-    return stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
+    local: np.ndarray = stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
+    return local
 
 
 def _column(values: list[Any], index: pd.Index) -> pd.Series:
@@ -34,8 +35,10 @@ def _column(values: list[Any], index: pd.Index) -> pd.Series:
         except (ValueError, TypeError):
             array = None
         if array is not None and array.ndim == 1 and array.dtype.kind in "if":
-            return pd.Series(array, index=index, copy=False)
-    return pd.Series(values, index=index, dtype=object).infer_objects()
+            column: pd.Series = pd.Series(array, index=index, copy=False)
+            return column
+    column = pd.Series(values, index=index, dtype=object).infer_objects()
+    return column
 
 
 def _parameter_columns(parameters: list[Any], index: pd.Index) -> dict[str, pd.Series]:
@@ -86,7 +89,7 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
     if None in success:  # running, or its process died: no outcome yet
         unfinished = [s is None and f is None for s, f in zip(success, finished)]
         description = [NOT_FINISHED if u else d for u, d in zip(unfinished, description)]
-        success_column = pd.array(success, dtype="boolean")
+        success_column: pd.arrays.BooleanArray | np.ndarray = pd.array(success, dtype="boolean")
     else:
         success_column = np.array(success, dtype=bool)
     if not all(success):
@@ -103,14 +106,17 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
         outcome["Result Type"] = columns["result_type"]
         outcome["Sweep"] = pd.Series(columns["sweep"], index=index, dtype=object).fillna(np.nan)
     parameters = _parameter_columns(columns["parameters"], index)
+    frame: pd.DataFrame
     if parameters.keys() & outcome.keys():  # a parameter named like an outcome column: keep both
-        return pd.concat([pd.DataFrame(parameters, index=index), pd.DataFrame(outcome, index=index)], axis=1)
-    return pd.DataFrame({**parameters, **outcome}, index=index)
+        frame = pd.concat([pd.DataFrame(parameters, index=index), pd.DataFrame(outcome, index=index)], axis=1)
+    else:
+        frame = pd.DataFrame({**parameters, **outcome}, index=index)
+    return frame
 
 
 def metric_frame(series: Mapping[int, MetricSeries], trial_ids: Iterable[int]) -> pd.DataFrame:
     """Index ``Epoch``, one column per ``Trial ID`` (outer-joined on epoch)."""
-    columns = []
+    columns: list[pd.Series] = []
     for trial_id in trial_ids:
         epochs, values = series[trial_id]
         columns.append(pd.Series(values, index=pd.Index(epochs, name="Epoch"), name=trial_id, copy=False))

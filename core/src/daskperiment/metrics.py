@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,11 +38,11 @@ class MetricBuffer:
     def __init__(self, backend: Backend, trial_id: int) -> None:
         self.backend = backend
         self.trial_id = trial_id
-        self.series: dict[str, tuple[list, list]] = {}
+        self.series: dict[str, tuple[list[Any], list[Any]]] = {}
         self.pending = 0
         self._lock = threading.Lock()
 
-    def new_series(self, key: str) -> tuple[list, list]:
+    def new_series(self, key: str) -> tuple[list[Any], list[Any]]:
         if not isinstance(key, str):
             raise TypeError(f"Metric key must be a str, got {type(key).__qualname__}")
         series = self.series.setdefault(key, ([], []))

@@ -38,10 +38,10 @@ class ParameterStore:
         self._values: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {"experiment_id": self.experiment_id, "token": self.token, "_values": dict(self._values)}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -126,7 +126,7 @@ class Parameter(Delayed):
 
     def __init__(self, store: ParameterStore, name: str) -> None:
         task = dask.delayed(_parameter_value, pure=True)(store, name, dask_key_name=store.key(name))
-        super().__init__(task.key, task.dask)
+        super().__init__(task.key, task.dask)  # type: ignore[no-untyped-call]  # see mypy.ini: untyped_calls_exclude
         object.__setattr__(self, "_store", store)
         object.__setattr__(self, "_name", name)
 
@@ -134,5 +134,5 @@ class Parameter(Delayed):
         value = self._store._values.get(self._name, UNDEFINED)
         return f"Parameter({self._name}: {value!r})"
 
-    def __reduce__(self):  # a plain Delayed when shipped elsewhere
+    def __reduce__(self) -> tuple[type[Delayed], tuple[Any, ...]]:  # a plain Delayed when shipped elsewhere
         return (Delayed, (self.key, self.dask))

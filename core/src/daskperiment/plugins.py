@@ -176,7 +176,7 @@ class PluginHost:
         """
         if isinstance(target, Backend):
             return target
-        backend = self.pm.hook.make_backend(experiment_id=experiment_id, target=target)
+        backend: Backend | None = self.pm.hook.make_backend(experiment_id=experiment_id, target=target)
         if backend is not None:
             return backend
         if isinstance(target, str) and "://" in target:
@@ -185,7 +185,8 @@ class PluginHost:
 
     # ---- purity and seeding ---------------------------------------------------------------
     def hash_value(self, value: Any) -> str | None:
-        return self.pm.hook.hash_value(value=value)
+        digest: str | None = self.pm.hook.hash_value(value=value)
+        return digest
 
     def seed_random_state(self, seed: int) -> None:
         self.pm.hook.seed_random_state(seed=seed)

@@ -40,7 +40,7 @@ class StepCall:
 
     __slots__ = ("_generator", "_hasher", "args", "input_hash", "kwargs", "name", "seed")
 
-    def __init__(self, name: str, seed: int, args: tuple, kwargs: dict[str, Any],
+    def __init__(self, name: str, seed: int, args: tuple[Any, ...], kwargs: dict[str, Any],
                  hasher: Callable[[Any], str | None], input_hash: str | None = None) -> None:
         self.name = name
         self.seed = seed

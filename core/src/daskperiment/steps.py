@@ -171,7 +171,7 @@ class Step:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Delayed:
         key = f"{self.spec.name}-{uuid.uuid4()}"
-        task = dask.delayed(run_step, pure=False)(self.spec, self.owner.trial_placeholder, *args,
+        task: Delayed = dask.delayed(run_step, pure=False)(self.spec, self.owner.trial_placeholder, *args,
                                                   dask_key_name=key, **kwargs)
         if not self.is_result:
             return task

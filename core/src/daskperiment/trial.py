@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import dask
 from dask.delayed import Delayed
-from dask.task_spec import DataNode
+from dask.task_spec import DataNode, GraphNode
 
 from .backends import Backend
 from .context import TrialContext, warn_impure
@@ -99,7 +99,7 @@ class TrialResult(Delayed):
 
     def __init__(self, key: Any, dsk: Any, *, planner: TrialPlanner, step: str,
                  overrides: Mapping[str, Any] | None = None) -> None:
-        super().__init__(key, dsk)
+        super().__init__(key, dsk)  # type: ignore[no-untyped-call]  # see mypy.ini: untyped_calls_exclude
         object.__setattr__(self, "_planner", planner)
         object.__setattr__(self, "_overrides", dict(overrides or {}))
         object.__setattr__(self, "step", step)  #: the name of the result step
@@ -152,7 +152,8 @@ def renamed_key(key: Any, suffix: str) -> Any:
     return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
 
-def bind_graph(graph: Mapping[Any, Any], values: Mapping[Any, Any], suffix: str) -> tuple[dict, dict]:
+def bind_graph(graph: Mapping[Any, Any], values: Mapping[Any, Any],
+               suffix: str) -> tuple[dict[Any, GraphNode], dict[Any, Any]]:
     """The graph of one trial: ``values`` inlined, every other task under a per-trial key.
 
     Parameter values and the trial context are inlined into the tasks that use them

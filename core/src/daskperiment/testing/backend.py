@@ -23,7 +23,8 @@ import pickle
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ class BackendTests:
         raise NotImplementedError("override make_backend in the backend's test class")
 
     @pytest.fixture
-    def backend(self, make_backend: Callable[[str], Backend]):
+    def backend(self, make_backend: Callable[[str], Backend]) -> Iterator[Backend]:
         backend = make_backend("conformance")
         yield backend
         backend.close()
@@ -122,7 +123,7 @@ class BackendTests:
         assert record["process_time"] == pytest.approx(0.75)
         assert record["success"] is True
         assert record["result"] == {"acc": 0.5}
-        assert bytes(record["result_pickle"]) == b"\x80\x05blob"
+        assert record["result_pickle"] == b"\x80\x05blob"
         assert record["result_type"] == "<class 'dict'>"
 
     def test_failed_trial_keeps_description_and_traceback(self, backend: Backend) -> None:
@@ -241,8 +242,8 @@ class BackendTests:
         backend.save_persisted("prepare", 1, blob)
         backend.save_persisted("prepare", 2, b"two")
         backend.save_persisted("prepare", 2, b"two again")
-        assert bytes(backend.load_persisted("prepare", 1)) == blob
-        assert bytes(backend.load_persisted("prepare", 2)) == b"two again"
+        assert backend.load_persisted("prepare", 1) == blob
+        assert backend.load_persisted("prepare", 2) == b"two again"
         assert backend.load_persisted("other", 1) is None
 
     def test_metric_summaries_match_the_points(self, backend: Backend) -> None:
@@ -401,11 +402,11 @@ class ExperimentTests:
         a, b = ex.parameter("a"), ex.parameter("b")
 
         @ex.persist
-        def prepare(a, b):
+        def prepare(a: int, b: int) -> int:
             return a + b
 
         @ex.result
-        def score(s):
+        def score(s: int) -> float:
             for i in range(10):
                 ex.save_metric("m", epoch=i, value=i * s)
             return 10 / s
@@ -491,7 +492,7 @@ class BackendStateMachineTests:
                     series = self.backend.load_metrics(key, [trial_id])[trial_id]
                     assert series.values.tolist() == values
                 for (step, trial_id), blob in self.persisted.items():
-                    assert bytes(self.backend.load_persisted(step, trial_id)) == blob
+                    assert self.backend.load_persisted(step, trial_id) == blob
 
             def teardown(self) -> None:
                 self.backend.close()

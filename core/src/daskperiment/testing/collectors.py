@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import pathlib
 import random
 import socket
 import subprocess
@@ -148,19 +149,19 @@ class CollectorTests:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def collector_dir(cls, tmp_path_factory: pytest.TempPathFactory):
+    def collector_dir(cls, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
         """The working directory during collection: fresh, empty and private to this class."""
         return tmp_path_factory.mktemp("collector")
 
     @pytest.fixture(scope="class")
     @classmethod
-    def collector_setup(cls, collector_dir):
+    def collector_setup(cls, collector_dir: pathlib.Path) -> object:
         """Override to prepare what the collector inspects (class-scoped, a classmethod; may yield)."""
-        return
+        return None
 
     @pytest.fixture(scope="class")
     @classmethod
-    def runs(cls, collector_dir, collector_setup) -> dict[str, Any]:
+    def runs(cls, collector_dir: pathlib.Path, collector_setup: object) -> dict[str, Any]:
         """Two collections, with fingerprints taken before, between and after them."""
         fingerprint = getattr(cls.plugin, "environment_fingerprint", None)
         record: dict[str, Any] = {"calls": [], "fingerprints": [], "fingerprint_processes": []}
@@ -215,7 +216,7 @@ class CollectorTests:
         assert found[0].load() is self.plugin
 
     # ---- what it returns ----------------------------------------------------------
-    def test_returns_named_sections(self, runs) -> None:
+    def test_returns_named_sections(self, runs: dict[str, Any]) -> None:
         """A mapping of section name to value (or ``None``), naming the expected sections."""
         for call in runs["calls"]:
             result = call.result
@@ -224,40 +225,40 @@ class CollectorTests:
             missing = set(self.sections) - set(result or {})
             assert not missing, f"sections {sorted(missing)} missing from {sorted(result or {})}"
 
-    def test_sections_are_plain_json(self, runs) -> None:
+    def test_sections_are_plain_json(self, runs: dict[str, Any]) -> None:
         """Each section is text or JSON data that survives a round trip unchanged (no NaN, no tuples)."""
         for name, value in (runs["calls"][0].result or {}).items():
             assert isinstance(value, (str, dict, list)), f"section {name!r} is a {type(value).__name__}"
             assert json.loads(json.dumps(value, allow_nan=False)) == value, f"section {name!r} is not plain JSON"
 
-    def test_is_stable(self, runs) -> None:
+    def test_is_stable(self, runs: dict[str, Any]) -> None:
         """Two calls give equal sections: a volatile value would warn about a change at every trial."""
         first, second = (call.result for call in runs["calls"])
         assert first == second
 
-    def test_is_fast(self, runs) -> None:
+    def test_is_fast(self, runs: dict[str, Any]) -> None:
         """Each call returns within :attr:`max_seconds` (a guard against hangs, not a benchmark)."""
         for call in runs["calls"]:
             assert call.seconds <= self.max_seconds, f"{call.seconds:.2f} s"
 
     # ---- what it leaves alone ---------------------------------------------------------
-    def test_uses_no_network(self, runs) -> None:
+    def test_uses_no_network(self, runs: dict[str, Any]) -> None:
         """No connection or name lookup: collection must work offline and never wait on a network."""
         for call in runs["calls"]:
             assert not call.connections, call.connections
 
-    def test_prints_nothing(self, runs) -> None:
+    def test_prints_nothing(self, runs: dict[str, Any]) -> None:
         """Nothing reaches stdout/stderr, not even from a subprocess: log with ``logging`` instead."""
         for call in runs["calls"]:
             assert call.output == "", call.output
 
-    def test_has_no_global_side_effects(self, runs) -> None:
+    def test_has_no_global_side_effects(self, runs: dict[str, Any]) -> None:
         """Working directory and its files, environment, ``sys.path``, global RNGs, logging: untouched."""
         for call in runs["calls"]:
             assert not call.changed_state, f"changed: {call.changed_state}"
 
     # ---- when to collect again ----------------------------------------------------------
-    def test_fingerprint_is_cheap_and_stable(self, runs) -> None:
+    def test_fingerprint_is_cheap_and_stable(self, runs: dict[str, Any]) -> None:
         """``environment_fingerprint()`` starts no process and does not move because of a collection."""
         if not hasattr(self.plugin, "environment_fingerprint"):
             pytest.skip("no environment_fingerprint: collected once per process")

@@ -51,8 +51,11 @@ def _collect() -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
     try:
         output = run_tool([sys.executable, PROBE], timeout=TIMEOUT, env=env)
-        return json.loads(output)
+        sections = json.loads(output)
     except ToolError as exc:
         return {"numpy": {"error": str(exc)}}
     except ValueError:
-        return {"numpy": {"error": f"the probe printed no JSON: {output[:200]!r}"}}
+        sections = None
+    if not isinstance(sections, dict):
+        return {"numpy": {"error": f"the probe printed no JSON object: {output[:200]!r}"}}
+    return sections

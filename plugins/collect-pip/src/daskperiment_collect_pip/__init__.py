@@ -45,9 +45,11 @@ def _editable_source(dist: metadata.Distribution) -> str | None:
 
 def _location(dist: metadata.Distribution) -> str:
     try:
-        return os.fspath(dist.locate_file(""))
-    except (NotImplementedError, TypeError):  # distributions served by a custom finder
+        location = dist.locate_file("")
+    except NotImplementedError:  # a distribution served by a custom finder may not say
         return "unknown location"
+    # a file system path for every installed distribution; a custom finder may answer any SimplePath
+    return os.fspath(location) if isinstance(location, os.PathLike) else "unknown location"
 
 
 def requirement_lines() -> list[str]:

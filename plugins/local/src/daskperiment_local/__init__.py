@@ -10,6 +10,7 @@ import pathlib
 from typing import Any
 
 from daskperiment import hookimpl
+from daskperiment.hookspecs import RegisterBackend
 
 from .backend import DEFAULT_ROOT, LocalBackend
 
@@ -17,12 +18,12 @@ __all__ = ["LocalBackend", "register_backends", "make_backend"]
 
 
 @hookimpl
-def register_backends(register) -> None:
+def register_backends(register: RegisterBackend) -> None:
     register("file", LocalBackend)
 
 
 @hookimpl
-def make_backend(experiment_id: str, target: Any):
+def make_backend(experiment_id: str, target: Any) -> LocalBackend | None:
     """``None`` → ``daskperiment_cache/<id>``; a :class:`pathlib.Path` → that directory."""
     if target is None:
         return LocalBackend(experiment_id, pathlib.Path(DEFAULT_ROOT) / experiment_id)

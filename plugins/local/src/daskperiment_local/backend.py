@@ -123,7 +123,8 @@ def _move_step_hashes(conn: sqlite3.Connection) -> None:
 
 def _loads_column(texts: Iterable[str | None]) -> list[Any]:
     """Decode a column of JSON texts with one ``json.loads`` (~10x faster than one per row)."""
-    return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+    values: list[Any] = json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+    return values
 
 
 class LocalBackend(Backend):
@@ -246,7 +247,8 @@ class LocalBackend(Backend):
         cursor = self._writer().execute(
             f"INSERT INTO trials ({', '.join(START_FIELDS)}) VALUES ({', '.join('?' * len(START_FIELDS))})",
             values)
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # set by every INSERT that wrote a row
+        return cursor.lastrowid
 
     def start_trials(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
         """One write transaction for the whole batch: the ids are consecutive and nobody else's
@@ -278,7 +280,7 @@ class LocalBackend(Backend):
     def last_trial_id(self) -> int:
         if not self.database.exists():
             return 0
-        return self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0]
+        return int(self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0])
 
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         if not self.database.exists():
@@ -293,7 +295,7 @@ class LocalBackend(Backend):
         rows = self._db().execute(sql + " ORDER BY trial_id", args).fetchall()
         if not rows:
             return []
-        columns = list(zip(*rows))
+        columns: list[Sequence[Any]] = list(zip(*rows))
         for name in JSON_FIELDS:
             i = fields.index(name)
             columns[i] = _loads_column(columns[i])
@@ -338,7 +340,7 @@ class LocalBackend(Backend):
         rows = self._db().execute(
             f"SELECT trial_id, epoch_dtype, epochs, vals FROM metrics WHERE key = ? "
             f"AND trial_id IN ({', '.join('?' * len(ids))}) ORDER BY seq", [key, *ids]).fetchall()
-        chunks: dict[int, tuple[list, list]] = {}
+        chunks: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         for trial_id, dtype, epochs, vals in rows:
             e, v = chunks.setdefault(trial_id, ([], []))
             e.append(np.frombuffer(epochs, dtype=dtype))
@@ -432,8 +434,9 @@ class LocalBackend(Backend):
             os.link(blob, target)
         except OSError:  # the blob was removed behind our back, or no hard links here: copy
             self._write_file(f"code/{os.path.basename(target)}", data)
-            blob = None
-        self._local.code_blob = blob
+            self._local.code_blob = None
+        else:
+            self._local.code_blob = blob
 
     # ---- step cache ---------------------------------------------------------------------
     supports_cache = True
@@ -547,7 +550,7 @@ class LocalBackend(Backend):
         newest inputs of a step). Pruning sorts a step's entries, so it runs once per
         :data:`PRUNE_EVERY` new entries of this process, not on every trial."""
         known: dict[tuple[str, str], str | None] = {}
-        previous = []
+        previous: list[str | None] = []
         for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
             if (step, input_hash) not in known:
                 row = db.execute("SELECT output_hash FROM purity WHERE step = ? AND input_hash = ?",

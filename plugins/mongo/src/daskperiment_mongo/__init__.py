@@ -6,19 +6,20 @@ only when a MongoDB backend is actually used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from daskperiment import hookimpl
+from daskperiment.errors import BackendError
+from daskperiment.hookspecs import RegisterBackend
 
 from .backend import MongoBackend
-from .connection import SCHEMES
+from .connection import CLIENT_WITHOUT_DATABASE, SCHEMES
 
 __all__ = ["MongoBackend", "make_backend", "register_backends"]
 
 
 @hookimpl
-def register_backends(register: Callable[..., None]) -> None:
+def register_backends(register: RegisterBackend) -> None:
     for scheme in SCHEMES:
         register(scheme, MongoBackend, extra="mongo")
 
@@ -31,6 +32,8 @@ def make_backend(experiment_id: str, target: Any) -> MongoBackend | None:
     from pymongo import MongoClient
     from pymongo.database import Database
 
-    if isinstance(target, (Database, MongoClient)):
+    if isinstance(target, MongoClient):
+        raise BackendError(CLIENT_WITHOUT_DATABASE)
+    if isinstance(target, Database):
         return MongoBackend(experiment_id, target)
     return None

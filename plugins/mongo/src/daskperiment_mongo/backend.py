@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("daskperiment.mongo")
 
+#: What the backend's collection holds (read and written with bson's default codec options).
+Document = dict[str, Any]
+
 COUNTER_ID = "trial_id"
 #: Indexes behind every query of this module (created once per process, idempotently).
 INDEXES = (
@@ -75,7 +78,7 @@ class MongoBackend(Backend):
 
     scheme = "mongodb"
 
-    def __init__(self, experiment_id: str, target: str | Database, *,
+    def __init__(self, experiment_id: str, target: str | Database[Any], *,
                  server_selection_timeout_ms: int | None = None) -> None:
         super().__init__(experiment_id)
         if isinstance(target, str):
@@ -87,7 +90,7 @@ class MongoBackend(Backend):
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._client: Any = None
-        self._collection: Collection | None = None
+        self._collection: Collection[Document] | None = None
         self._pid = os.getpid()
         self._indexed = False
         self._unpruned = 0
@@ -112,7 +115,7 @@ class MongoBackend(Backend):
         return None if client is None else float(client.options.server_selection_timeout)
 
     # ---- connection ------------------------------------------------------------------
-    def _col(self) -> Collection:
+    def _col(self) -> Collection[Document]:
         """This process's collection handle; a forked or unpickled copy connects anew."""
         if self._collection is None or self._pid != os.getpid():
             with self._lock:
@@ -138,7 +141,7 @@ class MongoBackend(Backend):
                                                    write_concern=concern)
         logger.debug("Connected %r (pid %d)", self, self._pid)
 
-    def _writable(self) -> Collection:
+    def _writable(self) -> Collection[Document]:
         """The collection, with its indexes created once per connection (idempotent)."""
         collection = self._col()
         if not self._indexed:
@@ -165,6 +168,7 @@ class MongoBackend(Backend):
         counter = retry(lambda: collection.find_one_and_update(
             {"_id": COUNTER_ID, "category": "counter"}, {"$inc": {"value": 1}},
             upsert=True, return_document=ReturnDocument.AFTER))
+        assert counter is not None  # an upsert returning the document AFTER it always has one
         trial_id = int(counter["value"])
         insert(collection, [{"_id": _key("trial", trial_id), "category": "trial", "trial_id": trial_id,
                              **self._encode_fields(record)}])
@@ -293,7 +297,8 @@ class MongoBackend(Backend):
             if doc is None:
                 return None
             if doc.get("data_blob") is None:
-                return doc["data"]
+                inline: bytes = doc["data"]  # stored by save_persisted as BSON binary, read back as bytes
+                return inline
             data = self._join_blob(doc["data_blob"])
             if data is not None:
                 return data
@@ -396,7 +401,7 @@ class MongoBackend(Backend):
         return previous
 
     @staticmethod
-    def _prune_step_hashes(collection: Collection, step: str) -> None:
+    def _prune_step_hashes(collection: Collection[Document], step: str) -> None:
         """Drop all but the newest STEP_HASH_LIMIT inputs of ``step``."""
         query = {"category": "step_hash", "step": step}
         newest_dropped = list(collection.find(query, {"seq": True, "_id": False})

@@ -29,6 +29,7 @@ SCHEMES = ("mongodb", "mongodb+srv")
 NAME_THE_DATABASE = ("name the database: pass a URI ending in the database name, e.g. "
                      "'mongodb://localhost:27017/my_db', or a Database such as "
                      "pymongo.MongoClient(...).my_db (or client['my_db'])")
+CLIENT_WITHOUT_DATABASE = f"A MongoClient does not say which database to use; {NAME_THE_DATABASE}."
 
 
 def mask_password(uri: str) -> str:
@@ -95,13 +96,17 @@ def _client_init_args(client: Any) -> dict[str, Any]:
         "Experiment(..., backend='mongodb://localhost:27017/my_db').")
 
 
-def target_from_database(database: Database) -> Target:
-    """The target of a ``pymongo.database.Database``: its client's recipe and name."""
+def target_from_database(database: object) -> Target:
+    """The target of a ``pymongo.database.Database``: its client's recipe and name.
+
+    Takes any object: what a caller passed as ``MongoBackend(..., target)`` is checked here,
+    so a ``MongoClient`` or anything else gets an error saying what to pass instead.
+    """
     from pymongo import MongoClient
     from pymongo.database import Database
 
     if isinstance(database, MongoClient):
-        raise BackendError(f"A MongoClient does not say which database to use; {NAME_THE_DATABASE}.")
+        raise BackendError(CLIENT_WITHOUT_DATABASE)
     if not isinstance(database, Database):
         raise BackendError(f"MongoBackend needs a URI or a pymongo Database, got {type(database).__qualname__}; "
                            f"{NAME_THE_DATABASE}.")

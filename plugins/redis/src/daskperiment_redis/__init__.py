@@ -8,10 +8,10 @@ the client library is loaded when a backend first talks to the server.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from daskperiment import hookimpl
+from daskperiment.hookspecs import RegisterBackend
 
 from .backend import RedisBackend
 
@@ -19,7 +19,7 @@ __all__ = ["RedisBackend", "make_backend", "register_backends"]
 
 
 @hookimpl
-def register_backends(register: Callable[..., None]) -> None:
+def register_backends(register: RegisterBackend) -> None:
     for scheme in ("redis", "rediss", "unix"):
         register(scheme, RedisBackend, extra="redis")
 

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from daskperiment.backends import Backend
@@ -96,7 +96,9 @@ class RedisBackend(Backend):
         if isinstance(target, str):
             self._spec = ConnectionSpec.from_uri(target)
         else:
-            pool = getattr(target, "connection_pool", target)  # a redis.Redis client: share its pool
+            import redis  # already imported by the caller, who passed a redis object
+
+            pool = target.connection_pool if isinstance(target, redis.Redis) else target  # a client: share its pool
             self._spec = ConnectionSpec.from_pool(pool)
             if not pool.connection_kwargs.get("decode_responses"):
                 self._pool = pool  # else our own pool (from the spec) returns the raw bytes we need
@@ -126,7 +128,11 @@ class RedisBackend(Backend):
     # ---- connection -------------------------------------------------------
     def _redis(self) -> redis.Redis:
         """The client, created on first use. Pooled connections that died with a server
-        restart are replaced by redis-py when checked out, so no call after the restart fails."""
+        restart are replaced by redis-py when checked out, so no call after the restart fails.
+
+        Its replies are raw ``bytes``: a pool that decodes responses is never used (see
+        ``__init__``), which redis-py's types cannot know (they say ``bytes | str``), so
+        readers ``cast`` to ``bytes``."""
         client = self._client
         if client is None:
             with self._lock:
@@ -263,7 +269,8 @@ class RedisBackend(Backend):
     @_guarded("listing metric keys")
     def metric_keys(self, trial_id: int | None = None) -> list[str]:
         name = self.keys.metric_names if trial_id is None else self.keys.metric_names_of(trial_id)
-        return sorted(member.decode() for member in self._redis().smembers(name))
+        members = cast("set[bytes]", self._redis().smembers(name))  # raw replies: see _redis
+        return sorted(member.decode() for member in members)
 
     # ---- persisted step results ---------------------------------------------------
     @_guarded("saving a persisted result")
@@ -272,7 +279,7 @@ class RedisBackend(Backend):
 
     @_guarded("loading a persisted result")
     def load_persisted(self, step: str, trial_id: int) -> bytes | None:
-        return self._redis().get(self.keys.persisted(step, trial_id))
+        return cast("bytes | None", self._redis().get(self.keys.persisted(step, trial_id)))  # see _redis
 
     # ---- step cache ---------------------------------------------------------------------
     supports_cache = True
