@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -28,3 +29,16 @@ def test_backend_interface_imports_nothing_above_it():
     assert "daskperiment.plugins" not in modules
     assert "daskperiment.trial" not in modules
 
+
+
+def test_contributing_shows_the_contracted_layers():
+    """CONTRIBUTING.md's diagram names the layers of the contract, top to bottom."""
+    block = re.search(r"^layers = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), re.M | re.S)
+    assert block is not None
+    layers = [[name.removeprefix("daskperiment.") for name in layer.split(" | ")]
+              for layer in re.findall(r'"([^"]+)"', block.group(1))]
+    diagram = re.search(r"## Core's layers.*?```text\n(.*?)```", (ROOT / "CONTRIBUTING.md").read_text(), re.S)
+    assert diagram is not None
+    shown = [line.split("  ")[0].split(" · ") for line in diagram.group(1).splitlines()
+             if line and not line.startswith(" ")]
+    assert shown == layers
