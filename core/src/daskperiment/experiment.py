@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, overload
 
 import cloudpickle
 import dask
@@ -36,6 +36,9 @@ from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
 
 logger = logging.getLogger("daskperiment")
 _current_trial = current_trial.get
+
+#: What ``@ex(pure=False)`` (a decorator called with options only) returns.
+StepDecorator = Callable[[Callable[..., Any]], Step]
 
 
 def _no_trial() -> None:
@@ -96,7 +99,7 @@ class Experiment:
     def _init_state(self) -> None:
         self._parameters = ParameterStore(self.id)
         self._code = CodeContext()
-        self._trial_placeholder = dask.delayed(_no_trial, pure=True)(
+        self._trial_placeholder: Delayed = dask.delayed(_no_trial, pure=True)(
             dask_key_name=f"daskperiment-trial-{self.id}-{self._parameters.token}")
         self._lock = threading.Lock()
         self._previous: tuple[int, str | None, str | None] | None = None  # last trial: id, code, env
@@ -106,7 +109,7 @@ class Experiment:
         self._results: dict[str, TrialResult] = {}
 
     # Shipped to Dask workers inside step closures: rebuild quietly, no I/O.
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Experiment], tuple[Any, ...]]:
         return (_restore, (self.id, self._backend, self.seed, self._parameters, self.cache, self.cache_limit))
 
     def __repr__(self) -> str:
@@ -132,14 +135,14 @@ class Experiment:
             return dict(self._parameters.defined())
         return dict(self._trial_record(trial_id).get("parameters") or {})
 
-    # ---- decorators -----------------------------------------------------
-    def _decorate(self, func: Callable | None, *, pure: bool, cache: bool | None, cache_key: CacheKey,
-                  **options: Any) -> Any:
+    # ---- decorators (each used bare, ``@ex``, or with options, ``@ex(pure=False)``) ------------
+    def _decorate(self, func: Callable[..., Any] | None, *, pure: bool, cache: bool | None, cache_key: CacheKey,
+                  **options: Any) -> Step | StepDecorator:
         if cache and not pure:
             raise ValueError("A step with pure=False is never cached (its output may differ for the same "
                              "inputs): drop cache=True, or pure=False if the step is in fact pure.")
 
-        def wrap(f: Callable) -> Step:
+        def wrap(f: Callable[..., Any]) -> Step:
             if isinstance(f, Step):
                 f = f.spec.func
             self._code.add(f.__name__, f)
@@ -148,8 +151,15 @@ class Experiment:
 
         return wrap(func) if func is not None else wrap
 
-    def __call__(self, func: Callable | None = None, *, pure: bool = True, cache: bool | None = None,
-                 cache_key: CacheKey = None) -> Any:
+    @overload
+    def __call__(self, func: Callable[..., Any], *, pure: bool = True, cache: bool | None = None,
+                 cache_key: CacheKey = None) -> Step: ...
+    @overload
+    def __call__(self, func: None = None, *, pure: bool = True, cache: bool | None = None,
+                 cache_key: CacheKey = None) -> StepDecorator: ...
+
+    def __call__(self, func: Callable[..., Any] | None = None, *, pure: bool = True, cache: bool | None = None,
+                 cache_key: CacheKey = None) -> Step | StepDecorator:
         """``@ex`` / ``@ex(pure=False)`` / ``@ex(cache=True)``: an experiment step.
 
         :param cache: load the output from the step cache when the step's code and inputs
@@ -159,13 +169,27 @@ class Experiment:
         """
         return self._decorate(func, pure=pure, cache=cache, cache_key=cache_key)
 
-    def result(self, func: Callable | None = None, *, pure: bool = True, cache: bool | None = None,
-               cache_key: CacheKey = None) -> Any:
+    @overload
+    def result(self, func: Callable[..., Any], *, pure: bool = True, cache: bool | None = None,
+               cache_key: CacheKey = None) -> Step: ...
+    @overload
+    def result(self, func: None = None, *, pure: bool = True, cache: bool | None = None,
+               cache_key: CacheKey = None) -> StepDecorator: ...
+
+    def result(self, func: Callable[..., Any] | None = None, *, pure: bool = True, cache: bool | None = None,
+               cache_key: CacheKey = None) -> Step | StepDecorator:
         """``@ex.result``: the step whose value is the trial's result."""
         return self._decorate(func, pure=pure, cache=cache, cache_key=cache_key, result=True)
 
-    def persist(self, func: Callable | None = None, *, pure: bool = True, cache: bool | None = None,
-                cache_key: CacheKey = None) -> Any:
+    @overload
+    def persist(self, func: Callable[..., Any], *, pure: bool = True, cache: bool | None = None,
+                cache_key: CacheKey = None) -> Step: ...
+    @overload
+    def persist(self, func: None = None, *, pure: bool = True, cache: bool | None = None,
+                cache_key: CacheKey = None) -> StepDecorator: ...
+
+    def persist(self, func: Callable[..., Any] | None = None, *, pure: bool = True, cache: bool | None = None,
+                cache_key: CacheKey = None) -> Step | StepDecorator:
         """``@ex.persist``: a step whose result is kept per trial (``get_persisted``)."""
         return self._decorate(func, pure=pure, cache=cache, cache_key=cache_key, persist=True)
 
@@ -303,7 +327,8 @@ class Experiment:
         parameters = {k: v for k, v in (record.get("parameters") or {}).items() if k in declared}
         for name in sorted(set(record.get("parameters") or {}) - declared):
             logger.warning("Parameter %r of trial %d is no longer declared: left out", name, trial_id)
-        value, error, new_ids = None, None, []
+        value, error = None, None
+        new_ids: list[int] = []
         for run in range(runs):
             plan = dataclasses.replace(self.plan(result, parameters, record.get("seed")), reproduces=trial_id)
             try:

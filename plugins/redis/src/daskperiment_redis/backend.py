@@ -293,14 +293,15 @@ class RedisBackend(Backend):
 
     @_guarded("loading a step-cache entry")
     def load_cached(self, digest: str) -> bytes | None:
-        data = self._redis().get(self.keys.cached(digest))
+        data = cast("bytes | None", self._redis().get(self.keys.cached(digest)))  # see _redis
         if data is not None:
             self._redis().zadd(self.keys.cache_used, {digest: time.time()}, xx=True)
         return data
 
     @_guarded("listing the step cache")
     def cached_entries(self) -> list[CacheEntry]:
-        used = self._redis().zrange(self.keys.cache_used, 0, -1, withscores=True)
+        used = cast("list[tuple[bytes, float]]",  # raw replies: see _redis
+                    self._redis().zrange(self.keys.cache_used, 0, -1, withscores=True))
         pipe = self._redis().pipeline(transaction=False)
         for digest, _ in used:
             pipe.strlen(self.keys.cached(digest.decode()))
