@@ -22,3 +22,13 @@ def test_mypy_is_clean_over_core_and_every_plugin():
     checked = re.search(r"Success: no issues found in (\d+) source files", report)
     assert checked is not None, report
     assert int(checked.group(1)) == len(sources), report
+
+
+def test_every_package_ships_its_types():
+    """A ``py.typed`` marker (PEP 561) in each package, so users' and plugin authors' type checkers
+    read our annotations instead of treating daskperiment as untyped."""
+    packages = [path.parent for path in ROOT.glob("*/src/*/__init__.py")]
+    packages += [path.parent for path in ROOT.glob("plugins/*/src/*/__init__.py")]
+    packages += [path.parent for path in ROOT.glob("examples/plugins/*/src/*/__init__.py")]
+    assert len(packages) >= 10
+    assert [p for p in packages if not (p / "py.typed").exists()] == []
