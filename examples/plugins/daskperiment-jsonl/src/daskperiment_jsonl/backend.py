@@ -2,7 +2,8 @@
 
 ``trials.jsonl`` holds one start record per line (line n is trial n), ``outcomes.jsonl``
 one outcome per line (the last one of a trial wins), ``metrics.jsonl`` one batch of
-points per line. Persisted results, documents and the purity record are files of their own.
+points per line. Persisted results, documents, step-cache entries and the purity record are
+files of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 from daskperiment.backends import Backend
-from daskperiment.records import OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT, MetricSeries, empty_record
+from daskperiment.records import (OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT, CacheEntry, MetricSeries,
+                                  empty_record)
 from filelock import FileLock
 
 
@@ -142,6 +144,43 @@ class JsonLinesBackend(Backend):
         data = self._read_file(f"documents/{quote(kind, safe='')}/{quote(digest, safe='')}.json")
         document: dict[str, Any] | None = None if data is None else json.loads(data)
         return document
+
+    # ---- step cache (optional) ----------------------------------------------------------
+    supports_cache = True
+
+    def _cache_name(self, digest: str) -> str:
+        return f"stepcache/{quote(digest, safe='')}.pkl"
+
+    def save_cached(self, digest: str, data: bytes) -> None:
+        self._write_file(self._cache_name(digest), data)
+
+    def load_cached(self, digest: str) -> bytes | None:
+        path = self.path / self._cache_name(digest)
+        try:
+            data = path.read_bytes()
+            os.utime(path)  # the file's modification time is its last use
+        except FileNotFoundError:
+            return None
+        return data
+
+    def cached_entries(self) -> list[CacheEntry]:
+        try:
+            files = list(os.scandir(self.path / "stepcache"))
+        except FileNotFoundError:
+            return []
+        entries = []
+        for file in files:
+            if file.name.endswith(".pkl"):  # not a temporary file being written
+                try:
+                    stat = file.stat()
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                entries.append(CacheEntry(unquote(file.name[:-4]), stat.st_size, stat.st_mtime))
+        return entries
+
+    def delete_cached(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            (self.path / self._cache_name(digest)).unlink(missing_ok=True)
 
     # ---- purity --------------------------------------------------------------------------
     def swap_step_hashes(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
