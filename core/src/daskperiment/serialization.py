@@ -12,6 +12,8 @@ from typing import Any
 
 import cloudpickle
 
+from .records import TrialOutcome
+
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
 _repr = reprlib.Repr()
 _repr.maxstring = 200
@@ -59,7 +61,7 @@ def plain_parameter(name: str, value: Any) -> Any:
             "file name or a small value instead, and load big objects inside a step.") from exc
 
 
-def encode_result(value: Any) -> dict[str, Any]:
+def encode_result(value: Any) -> TrialOutcome:
     """Result fields of a trial record: JSON when plain, else a repr plus a pickle."""
     if hasattr(value, "item") and getattr(value, "shape", None) == () and type(value).__module__ == "numpy":
         value_for_json = value.item()

@@ -205,7 +205,7 @@ def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any
 
 
 def succeeded(value: Any) -> TrialOutcome:
-    outcome: TrialOutcome = {**encode_result(value), "success": True}  # type: ignore[typeddict-item]
+    outcome: TrialOutcome = {**encode_result(value), "success": True}
     return outcome
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from daskperiment.errors import BackendError, BackendUnavailableError, DaskperimentError
 
 if TYPE_CHECKING:
     from .backend import MongoBackend
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: Server error codes meaning "these credentials are not accepted".
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
@@ -54,11 +55,12 @@ def translate(backend: MongoBackend, action: str, exc: Exception) -> Daskperimen
     return None
 
 
-def guarded(action: str) -> Callable[[F], F]:
+def guarded(action: str) -> Callable[[Callable[Concatenate[MongoBackend, P], T]],
+                                    Callable[Concatenate[MongoBackend, P], T]]:
     """Decorate a backend method: pymongo errors become daskperiment errors about ``action``."""
-    def decorate(method: F) -> F:
+    def decorate(method: Callable[Concatenate[MongoBackend, P], T]) -> Callable[Concatenate[MongoBackend, P], T]:
         @functools.wraps(method)
-        def wrapper(self: MongoBackend, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: MongoBackend, /, *args: P.args, **kwargs: P.kwargs) -> T:
             try:
                 return method(self, *args, **kwargs)
             except DaskperimentError:
@@ -68,5 +70,5 @@ def guarded(action: str) -> Callable[[F], F]:
                 if translated is None:
                     raise
                 raise translated from exc
-        return wrapper  # type: ignore[return-value]
+        return wrapper
     return decorate

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import numpy as np
 from daskperiment.backends import Backend
@@ -47,14 +47,16 @@ OUTCOME_FIELDS = tuple(f for f in records.OUTCOME_FIELDS if f not in ("traceback
 #: Trial ids per ``HMGET``: keeps each command short so other clients are not held up.
 BATCH_IDS = 5_000
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
-def _guarded(action: str) -> Callable[[_F], _F]:
+def _guarded(action: str) -> Callable[[Callable[Concatenate[RedisBackend, _P], _T]],
+                                      Callable[Concatenate[RedisBackend, _P], _T]]:
     """Turn redis-py errors raised by a method into daskperiment errors naming the URI."""
-    def decorate(method: _F) -> _F:
+    def decorate(method: Callable[Concatenate[RedisBackend, _P], _T]) -> Callable[Concatenate[RedisBackend, _P], _T]:
         @functools.wraps(method)
-        def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: RedisBackend, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
@@ -62,7 +64,7 @@ def _guarded(action: str) -> Callable[[_F], _F]:
                 if error is None:
                     raise
                 raise error from exc
-        return wrapper  # type: ignore[return-value]
+        return wrapper
     return decorate
 
 
