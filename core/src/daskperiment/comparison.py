@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .backends import Backend
 
@@ -138,7 +139,7 @@ class MetricSummary:
         return f"last {self.last:.6g}, min {self.minimum:.6g}, max {self.maximum:.6g}"
 
 
-def _summary(values: np.ndarray | None) -> MetricSummary:
+def _summary(values: NDArray[np.float64] | None) -> MetricSummary:
     if values is None or not len(values):
         return MetricSummary(None, None, None)
     finite = values[~np.isnan(values)]

@@ -10,6 +10,7 @@ import operator
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
+from numpy.typing import NDArray
 import pandas as pd
 
 from .records import MetricSeries
@@ -17,10 +18,10 @@ from .records import MetricSeries
 NOT_FINISHED = "Not finished (running, or its process ended before the trial completed)"
 
 
-def _local_datetimes(timestamps: list[Any]) -> np.ndarray:
+def _local_datetimes(timestamps: list[Any]) -> NDArray[np.datetime64]:
     tz = datetime.datetime.now().astimezone().tzinfo
     stamps = pd.to_datetime(pd.Series(timestamps, dtype="float64"), unit="s", utc=True)
-    local: np.ndarray = stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
+    local: NDArray[np.datetime64] = stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
     return local
 
 
@@ -89,7 +90,7 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
     if None in success:  # running, or its process died: no outcome yet
         unfinished = [s is None and f is None for s, f in zip(success, finished)]
         description = [NOT_FINISHED if u else d for u, d in zip(unfinished, description)]
-        success_column: pd.arrays.BooleanArray | np.ndarray = pd.array(success, dtype="boolean")
+        success_column: pd.arrays.BooleanArray | NDArray[np.bool_] = pd.array(success, dtype="boolean")
     else:
         success_column = np.array(success, dtype=bool)
     if not all(success):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "CacheEntry", "HISTORY_FIELDS", "OUTCOME_FIELDS", "SHOWN_FIELDS", "START_FIELDS", "STEP_HASH_LIMIT", "TRIAL_FIELDS",
@@ -123,8 +124,8 @@ class CacheEntry(NamedTuple):
 class MetricSeries(NamedTuple):
     """All points of one metric in one trial, in the order they were saved."""
 
-    epochs: np.ndarray
-    values: np.ndarray
+    epochs: NDArray[Any]  #: ``int64`` or ``float64``
+    values: NDArray[np.float64]
 
 
 @dataclass

@@ -20,6 +20,7 @@ import math
 from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, CacheEntry, MetricSeries
 
@@ -140,7 +141,7 @@ class Backend(abc.ABC):
 
     # ---- metrics ----------------------------------------------------------
     @abc.abstractmethod
-    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
         """Append a batch of points (``int64``/``float64`` epochs, ``float64`` values)."""
 
     @abc.abstractmethod

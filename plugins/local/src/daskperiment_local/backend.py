@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
+from numpy.typing import NDArray
 
 from daskperiment.backends import Backend, MetricSummaries
 from daskperiment.errors import BackendError
@@ -328,7 +329,7 @@ class LocalBackend(Backend):
         return columns
 
     # ---- metrics -----------------------------------------------------------------
-    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
         self._writer().execute(
             "INSERT INTO metrics (trial_id, key, epoch_dtype, epochs, vals) VALUES (?, ?, ?, ?, ?)",
             (trial_id, key, epochs.dtype.str, epochs.tobytes(), np.asarray(values, dtype="<f8").tobytes()))
@@ -340,7 +341,7 @@ class LocalBackend(Backend):
         rows = self._db().execute(
             f"SELECT trial_id, epoch_dtype, epochs, vals FROM metrics WHERE key = ? "
             f"AND trial_id IN ({', '.join('?' * len(ids))}) ORDER BY seq", [key, *ids]).fetchall()
-        chunks: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        chunks: dict[int, tuple[list[NDArray[Any]], list[NDArray[Any]]]] = {}
         for trial_id, dtype, epochs, vals in rows:
             e, v = chunks.setdefault(trial_id, ([], []))
             e.append(np.frombuffer(epochs, dtype=dtype))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
+from numpy.typing import NDArray
 from daskperiment.backends import Backend
 from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries
 from daskperiment.errors import BackendError
@@ -247,7 +248,7 @@ class MongoBackend(Backend):
 
     # ---- metrics ------------------------------------------------------------------------------
     @guarded("save metrics")
-    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
         documents = chunks.metric_documents(trial_id, key, epochs, values)
         if documents:
             insert(self._writable(), documents)

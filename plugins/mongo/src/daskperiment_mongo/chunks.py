@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from daskperiment.records import MetricSeries
 
 #: Payload bytes per chunk document: far below the 16 MB limit, large enough that
@@ -43,7 +44,7 @@ def next_seq() -> int:
 
 
 # ---- metrics -----------------------------------------------------------------------
-def metric_documents(trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
+def metric_documents(trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> list[dict[str, Any]]:
     """One metric batch as chunk documents (raw little-endian arrays, no pickle)."""
     epochs = np.ascontiguousarray(epochs)
     values = np.ascontiguousarray(values, dtype="<f8")
@@ -64,7 +65,7 @@ def join_metric_documents(documents: Iterable[dict[str, Any]]) -> dict[int, Metr
 
     Chunks of an incomplete batch (a write cut off by a lost connection) are skipped.
     """
-    series: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    series: dict[int, tuple[list[NDArray[Any]], list[NDArray[Any]]]] = {}
     pending: list[dict[str, Any]] = []
     for doc in documents:
         if pending and (doc["batch"] != pending[0]["batch"] or doc["trial_id"] != pending[0]["trial_id"]):
@@ -75,7 +76,7 @@ def join_metric_documents(documents: Iterable[dict[str, Any]]) -> dict[int, Metr
     return {trial_id: MetricSeries(np.concatenate(e), np.concatenate(v)) for trial_id, (e, v) in series.items()}
 
 
-def _add_batch(series: dict[int, tuple[list[np.ndarray], list[np.ndarray]]], chunks: list[dict[str, Any]]) -> None:
+def _add_batch(series: dict[int, tuple[list[NDArray[Any]], list[NDArray[Any]]]], chunks: list[dict[str, Any]]) -> None:
     if not chunks or [c["part"] for c in chunks] != list(range(chunks[0]["parts"])):
         return
     epochs, values = series.setdefault(chunks[0]["trial_id"], ([], []))

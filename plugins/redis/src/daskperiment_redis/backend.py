@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import numpy as np
+from numpy.typing import NDArray
 from daskperiment.backends import Backend
 from daskperiment import records
 from daskperiment.records import HISTORY_FIELDS, START_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries
@@ -248,7 +249,7 @@ class RedisBackend(Backend):
 
     # ---- metrics ------------------------------------------------------------------
     @_guarded("saving metrics")
-    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
         if len(values) == 0:
             return
         k = self.keys

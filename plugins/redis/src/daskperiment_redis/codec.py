@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from daskperiment.records import MetricSeries
 
 #: Points per metric chunk: one Redis value stays far below the 512 MB limit.
@@ -29,7 +30,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def encode_metric_chunks(epochs: np.ndarray, values: np.ndarray) -> Iterator[bytes]:
+def encode_metric_chunks(epochs: NDArray[Any], values: NDArray[np.float64]) -> Iterator[bytes]:
     """The chunks of one batch of points, at most :data:`CHUNK_POINTS` points each."""
     dtype = np.dtype("<f8") if np.asarray(epochs).dtype.kind == "f" else np.dtype("<i8")
     epochs = np.ascontiguousarray(epochs, dtype=dtype)

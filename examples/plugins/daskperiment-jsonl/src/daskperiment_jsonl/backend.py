@@ -22,6 +22,7 @@ from daskperiment.backends import Backend
 from daskperiment.records import (OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT, CacheEntry, MetricSeries,
                                   empty_record)
 from filelock import FileLock
+from numpy.typing import NDArray
 
 
 class JsonLinesBackend(Backend):
@@ -109,7 +110,7 @@ class JsonLinesBackend(Backend):
         return [records[trial_id] for trial_id in sorted(records)]
 
     # ---- metrics --------------------------------------------------------------------
-    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
         self._append("metrics.jsonl", {"trial_id": trial_id, "key": key, "epochs": epochs.tolist(),
                                        "values": values.tolist()})
 
