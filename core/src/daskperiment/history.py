@@ -10,8 +10,8 @@ import operator
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
-from numpy.typing import NDArray
 import pandas as pd
+from numpy.typing import NDArray
 
 from .records import MetricSeries
 
@@ -21,8 +21,7 @@ NOT_FINISHED = "Not finished (running, or its process ended before the trial com
 def _local_datetimes(timestamps: list[Any]) -> NDArray[np.datetime64]:
     tz = datetime.datetime.now().astimezone().tzinfo
     stamps = pd.to_datetime(pd.Series(timestamps, dtype="float64"), unit="s", utc=True)
-    local: NDArray[np.datetime64] = stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
-    return local
+    return stamps.dt.tz_convert(tz).dt.tz_localize(None).to_numpy()
 
 
 def _column(values: list[Any], index: pd.Index) -> pd.Series:
@@ -36,10 +35,8 @@ def _column(values: list[Any], index: pd.Index) -> pd.Series:
         except (ValueError, TypeError):
             array = None
         if array is not None and array.ndim == 1 and array.dtype.kind in "if":
-            column: pd.Series = pd.Series(array, index=index, copy=False)
-            return column
-    column = pd.Series(values, index=index, dtype=object).infer_objects()
-    return column
+            return pd.Series(array, index=index, copy=False)
+    return pd.Series(values, index=index, dtype=object).infer_objects()
 
 
 def _parameter_columns(parameters: list[Any], index: pd.Index) -> dict[str, pd.Series]:
@@ -107,12 +104,9 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
         outcome["Result Type"] = columns["result_type"]
         outcome["Sweep"] = pd.Series(columns["sweep"], index=index, dtype=object).fillna(np.nan)
     parameters = _parameter_columns(columns["parameters"], index)
-    frame: pd.DataFrame
     if parameters.keys() & outcome.keys():  # a parameter named like an outcome column: keep both
-        frame = pd.concat([pd.DataFrame(parameters, index=index), pd.DataFrame(outcome, index=index)], axis=1)
-    else:
-        frame = pd.DataFrame({**parameters, **outcome}, index=index)
-    return frame
+        return pd.concat([pd.DataFrame(parameters, index=index), pd.DataFrame(outcome, index=index)], axis=1)
+    return pd.DataFrame({**parameters, **outcome}, index=index)
 
 
 def metric_frame(series: Mapping[int, MetricSeries], trial_ids: Iterable[int]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ Specs marked ``firstresult`` stop at the first non-``None`` result.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import pluggy
 

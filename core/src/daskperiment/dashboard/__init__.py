@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..experiment import Experiment
     from .handlers import Page
+    from .server import DashboardServer
 
 __all__ = ["Page", "main", "serve_experiment"]
 
@@ -28,7 +30,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def serve_experiment(experiment: Any, host: str = "127.0.0.1", port: int = 5000, blocking: bool | None = None):
+def serve_experiment(experiment: Experiment, host: str = "127.0.0.1", port: int = 5000,
+                     blocking: bool | None = None) -> DashboardServer:
     """The dashboard of one :class:`~daskperiment.Experiment` (``ex.start_dashboard``): blocking when
     run as a script, in a background thread in an interactive session."""
     from ..script import _interactive

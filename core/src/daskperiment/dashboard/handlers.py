@@ -73,7 +73,8 @@ class Page(tornado.web.RequestHandler):
 
     @property
     def catalog(self) -> Catalog:
-        return self.settings["catalog"]
+        catalog: Catalog = self.settings["catalog"]  # tornado's settings are a dict of Any
+        return catalog
 
     def experiment(self, experiment_id: str) -> ExperimentData:
         """The experiment, or a 404 that lists the known ones (nothing is created)."""

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
-from numpy.typing import NDArray
 from daskperiment.backends import Backend
 from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries
 from daskperiment.errors import BackendError
+from numpy.typing import NDArray
 
 from . import chunks, codec
 from .connection import target_from_database, target_from_uri

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from daskperiment.records import MetricSeries
+from numpy.typing import NDArray
 
 #: Payload bytes per chunk document: far below the 16 MB limit, large enough that
 #: 10 million points (160 MB) take only ~150 documents.

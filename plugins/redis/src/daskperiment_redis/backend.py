@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import numpy as np
-from numpy.typing import NDArray
 from daskperiment.backends import Backend
 from daskperiment import records
 from daskperiment.records import HISTORY_FIELDS, START_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries
+from numpy.typing import NDArray
 
 from . import scripts
 from .codec import decode_metric_chunks, dumps, encode_metric_chunks

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from daskperiment.records import MetricSeries
+from numpy.typing import NDArray
 
 #: Points per metric chunk: one Redis value stays far below the 512 MB limit.
 CHUNK_POINTS = 1 << 20
