@@ -30,10 +30,10 @@ __all__ = ["Backend", "HISTORY_FIELDS", "STEP_HASH_LIMIT", "MetricSeries", "Metr
 class MetricSummaries(NamedTuple):
     """One metric summed up per trial, as columns: what a runs table shows for every trial."""
 
-    trial_ids: np.ndarray  #: int64, ascending: the trials that saved points of the metric
-    last: np.ndarray  #: float64: each trial's last point saved (NaN if it was NaN)
-    low: np.ndarray  #: float64: the lowest value, NaN ignored (NaN when every value is NaN)
-    high: np.ndarray  #: float64: the highest value, NaN ignored
+    trial_ids: NDArray[np.int64]  #: int64, ascending: the trials that saved points of the metric
+    last: NDArray[np.float64]  #: float64: each trial's last point saved (NaN if it was NaN)
+    low: NDArray[np.float64]  #: float64: the lowest value, NaN ignored (NaN when every value is NaN)
+    high: NDArray[np.float64]  #: float64: the highest value, NaN ignored
 
     @classmethod
     def of(cls, series: Mapping[int, MetricSeries]) -> MetricSummaries:

@@ -22,7 +22,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import pandas as pd
@@ -249,7 +249,8 @@ def evaluate(node: Node, frame: pd.DataFrame) -> pd.Series:
         if isinstance(n, Name):
             column = _column(frame, n.name)
             if isinstance(column.dtype, pd.BooleanDtype):
-                return column.astype(object).where(column.notna(), None)
+                # cast: pandas-stubs before 3.0 does not accept None here, which pandas does
+                return column.astype(object).where(column.notna(), cast(Any, None))
             return column
         if isinstance(n, Literal):
             return n.value

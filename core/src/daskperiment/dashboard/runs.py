@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..backends import Backend
 from ..history import gc_paused, history_frame
@@ -82,7 +83,7 @@ def _alive(host: Any, pid: Any, this_host: str) -> bool:
     return True
 
 
-def _statuses(backend: Backend, ids: np.ndarray, success: pd.Series) -> np.ndarray:
+def _statuses(backend: Backend, ids: NDArray[np.int64], success: pd.Series) -> NDArray[Any]:
     status = np.where(success.fillna(False).to_numpy(dtype=bool), "finished", "failed").astype(object)
     unfinished = success.isna().to_numpy()
     if unfinished.any():
@@ -101,9 +102,10 @@ def _jsonable_column(column: pd.Series) -> pd.Series:
     return column.map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (list, dict, tuple)) else v)
 
 
-def _metric_columns(backend: Backend, ids: np.ndarray, keys: Iterable[str], subset: bool) -> dict[str, np.ndarray]:
+def _metric_columns(backend: Backend, ids: NDArray[np.int64], keys: Iterable[str],
+                    subset: bool) -> dict[str, NDArray[np.float64]]:
     """``<key>.last`` and ``<key>.best`` for every metric, from :meth:`Backend.metric_summaries`."""
-    columns = {}
+    columns: dict[str, NDArray[np.float64]] = {}
     for key in keys:
         summary = backend.metric_summaries(key, ids.tolist() if subset else None)
         last, best = np.full(len(ids), np.nan), np.full(len(ids), np.nan)

@@ -10,8 +10,10 @@ idea as LTTB or Plotly's resampler "min/max per pixel", in a few numpy calls).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["DEFAULT_BUCKETS", "MAX_BUCKETS", "downsample"]
 
@@ -19,7 +21,8 @@ DEFAULT_BUCKETS = 1000
 MAX_BUCKETS = 10_000
 
 
-def downsample(epochs: np.ndarray, values: np.ndarray, buckets: int = DEFAULT_BUCKETS) -> tuple[np.ndarray, np.ndarray]:
+def downsample(epochs: NDArray[Any], values: NDArray[np.float64],
+               buckets: int = DEFAULT_BUCKETS) -> tuple[NDArray[Any], NDArray[np.float64]]:
     """At most ``2 * buckets`` points: for each bucket of consecutive points its min and max.
 
     Points are ordered by epoch first (a stable sort, so repeated epochs keep their
@@ -39,7 +42,7 @@ def downsample(epochs: np.ndarray, values: np.ndarray, buckets: int = DEFAULT_BU
     low = np.where(np.isnan(grid), np.inf, grid).argmin(axis=1)
     high = np.where(np.isnan(grid), -np.inf, grid).argmax(axis=1)
     starts = np.arange(rows) * size
-    picks = np.sort(np.stack([starts + low, starts + high], axis=1), axis=1).ravel()
+    picks: NDArray[np.intp] = np.sort(np.stack([starts + low, starts + high], axis=1), axis=1).ravel()
     picks = picks[picks < n]
     keep = np.ones(len(picks), dtype=bool)
     keep[1:] = picks[1:] != picks[:-1]  # a bucket whose min and max are one point
