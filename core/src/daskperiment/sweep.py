@@ -240,7 +240,7 @@ class _Results(Callback):
     """Collects each trial's value as its last task finishes (local schedulers run callbacks here)."""
 
     def __init__(self, finals: Mapping[Any, int], fail_fast: bool, into: dict[int, tuple[Any, float]]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # see mypy.ini: untyped_calls_exclude
         self.finals, self.fail_fast, self.into = finals, fail_fast, into
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:

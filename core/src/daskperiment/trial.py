@@ -96,6 +96,10 @@ class TrialResult(Delayed):
     """The Delayed returned by an ``@ex.result`` step: ``compute()`` runs a recorded trial."""
 
     __slots__ = ("_planner", "_overrides", "step")
+    # set with object.__setattr__ (Delayed forbids attribute assignment); declared for type checkers
+    _planner: TrialPlanner
+    _overrides: dict[str, Any]
+    step: str
 
     def __init__(self, key: Any, dsk: Any, *, planner: TrialPlanner, step: str,
                  overrides: Mapping[str, Any] | None = None) -> None:
