@@ -172,9 +172,12 @@ def test_core_benchmark_measures_overhead_alternating(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_core.py"), "--quick", "--json"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(proc.stdout)["trials"]
+    out = json.loads(proc.stdout)
+    rows = out["trials"]
     assert [row["n"] for row in rows] == [200, 2_000]
     assert all(math.isfinite(row["overhead_ms"]) and row["floor_ms"] > 0 for row in rows)
+    vectorised = out["save_metrics"]  # item 10 of the hardening issue: arrays of points end to end
+    assert vectorised["points"] == 2_000_000 and vectorised["points_per_s"] > 0
 
 
 def test_dashboard_benchmark_runs_quick(tmp_path):

@@ -35,7 +35,7 @@ def test_history_code_and_metric_commands(tmp_path, quickstart):
 
 def test_cli_errors_are_one_line(tmp_path):
     out = cli("history", "bad-id", cwd=tmp_path)
-    assert out.returncode == 2 and out.stderr.startswith("daskperiment: error: Experiment id must be")
+    assert out.returncode == 2 and out.stderr.startswith("daskperiment: error: Experiment ID must be")
     out = cli("history", "x", "--backend", "nosuch://h", cwd=tmp_path)
     assert out.returncode == 2 and "Unknown backend URI" in out.stderr
 
@@ -49,3 +49,20 @@ def test_backend_argument():
     assert backend_argument("some/dir") == pathlib.Path("some/dir")
     assert backend_argument(None) is None
     assert daskperiment.__version__ == "1.0.0.dev0"
+
+
+def test_code_without_trial_id_shows_the_last_trial_and_version(tmp_path, quickstart):
+    """Item 12 of the hardening issue: ``code ID`` alone is the last trial's code; ``--version``."""
+    ex, a, b, prepare_data, calculate_score = quickstart
+    ex.set_parameters(a=1, b=4)
+    calculate_score(prepare_data(a, b)).compute()
+
+    @ex.result
+    def calculate_score(s):  # the second trial runs changed code
+        return 20 / s
+
+    calculate_score(prepare_data(a, b)).compute()
+    code = cli("code", "quickstart_pj", cwd=tmp_path)
+    assert code.returncode == 0 and code.stdout == ex.get_code(trial_id=2) and "20 / s" in code.stdout
+    version = cli("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"daskperiment {daskperiment.__version__}"

@@ -204,7 +204,7 @@ def test_get_environment(plugin_manager):
     assert ex.get_environment(trial_id=1, category="requirements") == now["requirements"]
     now["python"]["version"] = "changed by the caller"
     assert ex.get_environment(category="python")["version"] != "changed by the caller"
-    with pytest.raises(KeyError, match="No environment section 'nope'; sections: "):
+    with pytest.raises(ValueError, match="Category must be either device, .*given: 'nope'"):
         ex.get_environment(category="nope")
     with pytest.raises(daskperiment.TrialNotFoundError):
         ex.get_environment(trial_id=99)

@@ -38,7 +38,7 @@ def test_quickstart(caplog):
     assert repr(s).startswith("Delayed('calculate_score-")
 
     ex.set_parameters(a=1, b=2)
-    assert repr(a) == "Parameter(a: 1)"
+    assert repr(a) == "Parameter(a: 1<class 'int'>)"
     assert s.compute() == 3.3333333333333335
     assert "Started Experiment (trial id=1)" in messages(caplog)
     assert "Finished Experiment (trial id=1)" in messages(caplog)
@@ -65,9 +65,11 @@ def test_quickstart(caplog):
     assert history.loc[3, "Description"] == "ZeroDivisionError(division by zero)"
     assert np.isnan(history.loc[3, "Result"])
     verbose = ex.get_history(verbose=True)
-    assert list(verbose.columns[-3:]) == ["Seed", "Result Type", "Sweep"]
+    assert list(verbose.columns) == ["a", "b", "Seed", "Result", "Result Type", "Success", "Finished",
+                                     "Process Time", "Description", "Sweep"]
     assert verbose["Sweep"].isna().all()  # trials computed one by one belong to no sweep
     assert verbose.loc[1, "Result Type"] == "<class 'float'>"
+    assert verbose.loc[3, "Result Type"] == "None"  # a failed trial, as the original showed it
     assert verbose["Seed"].dtype == np.int64
 
     # Handling intermediate results
@@ -115,7 +117,7 @@ def test_quickstart(caplog):
     code = ex.get_code()
     assert code.startswith("@ex.persist\ndef prepare_data(a, b):")
     assert 'ex.save_metric("dummy_score"' in code
-    assert ex.get_code(trial_id=1) == ("@ex\ndef prepare_data(a, b):\n    return a + b\n\n"
+    assert ex.get_code(trial_id=1) == ("@ex\ndef prepare_data(a, b):\n    return a + b\n\n\n"
                                        "@ex.result\ndef calculate_score(s):\n    return 10 / s\n")
 
     # Purity and randomness
@@ -158,13 +160,20 @@ def test_code_files_are_written_per_trial(quickstart):
 
 def test_code_change_between_sessions_is_logged(tmp_path, caplog):
     """A changed step is reported against the previous trial stored by another instance."""
-    ex = daskperiment.Experiment("codechange")
+    import gc
 
-    @ex.result
-    def step(x=1):
-        return x
+    def first_session():
+        ex = daskperiment.Experiment("codechange")
 
-    step().compute()
+        @ex.result
+        def step(x=1):
+            return x
+
+        step().compute()
+
+    first_session()
+    caplog.clear()  # log records hold the first instance
+    gc.collect()  # the first session's instance is gone: Experiment() makes a new one
     ex2 = daskperiment.Experiment("codechange")
 
     @ex2.result

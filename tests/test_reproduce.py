@@ -115,8 +115,14 @@ def test_unseeded_generator_is_named_by_the_determinism_audit(tmp_path):
 
 
 def test_reproduce_needs_the_graph_built_in_this_process(tmp_path):
-    ex, result = _random_experiment(tmp_path, "fresh")
-    result.with_parameters(n=1).compute(seed=1)
+    import gc
+
+    def first_session():
+        ex, result = _random_experiment(tmp_path, "fresh")
+        result.with_parameters(n=1).compute(seed=1)
+
+    first_session()
+    gc.collect()  # the first instance is gone (the same id and store in use would give it back)
     other = daskperiment.Experiment("fresh", backend=tmp_path / "fresh")
     other.parameter("n")
     with pytest.raises(daskperiment.DaskperimentError, match="result step 'total' has not built a graph"):

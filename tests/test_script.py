@@ -99,6 +99,8 @@ def test_script_help_documents_sweeps(tmp_path):
     (["--seed", "x"], "--seed needs an integer"),
     (["--seed", "-1"], "non-negative"),
     (["--scheduler"], "--scheduler needs a name or an address"),
+    (["--seed", str(2**32)], "at most 4294967295"),
+    (["a="], "empty value in 'a='"),
 ])
 def test_malformed_arguments(argv, message):
     with pytest.raises(ScriptArgumentError, match=message):
@@ -106,8 +108,8 @@ def test_malformed_arguments(argv, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["a=1"], "Parameter(s) b not defined"),
-    (["a=1", "b=2", "c=3"], "c not declared"),
+    (["a=1"], "Parameters are not defined. Use Experiment.set_parameters to initialize: b"),
+    (["a=1", "b=2", "c=3"], "Parameter is not declared. Use Experiment.parameter to declare: c"),
     (["a=1", "b"], "malformed argument 'b'"),
 ])
 def test_script_errors_exit_nonzero_with_one_line(tmp_path, args, message):
@@ -126,8 +128,12 @@ def test_failing_trial_in_script_is_recorded_and_exits_nonzero(tmp_path):
 
 def test_assigned_result_does_not_trigger(tmp_path):
     script = SCRIPT.replace("calculate_score(d)\n", "s = calculate_score(d)\n")
-    result = run(tmp_path, "a=1", "b=2", script=script)
+    result = run(tmp_path, script=script)
     assert result.returncode == 0 and "Started Experiment" not in result.stderr
+    # given arguments, a script that runs no trial says so instead of ignoring them
+    result = run(tmp_path, "a=1", "b=2", script=script)
+    assert result.returncode == 2 and "Started Experiment" not in result.stderr
+    assert "arguments a=1 b=2 were given but the script ended without running a trial" in result.stderr
 
 
 def test_imported_module_does_not_trigger(tmp_path):
@@ -159,3 +165,58 @@ def test_script_sweeps_on_an_existing_cluster_by_address(tmp_path):
     assert "2 trials: 2 succeeded, 0 failed" in result.stderr
     assert history(tmp_path)["Result"].tolist() == [7, 8]
     assert transitions >= 4 * 3  # the trials' four tasks ran on that cluster (released, waiting, processing …)
+
+
+MAIN_SCRIPT = textwrap.dedent("""
+    import daskperiment
+
+    ex = daskperiment.Experiment(id='main_experiment_pj')
+    a = ex.parameter('a')
+    b = ex.parameter('b', default=2)
+
+    @ex
+    def prepare_data(a, b):
+        return a + b
+
+    @ex.result
+    def calculate_score(s):
+        return s + 1
+
+
+    def main():
+        d = prepare_data(a, b)
+        calculate_score(d)
+
+
+    if __name__ == "__main__":
+        main()
+""")
+
+
+def test_main_function_layout_runs_one_trial(tmp_path):
+    """Item 8: ``def main(): …`` + ``if __name__ == "__main__": main()`` is script mode too."""
+    result = run(tmp_path, "a=1", "--seed", "3", script=MAIN_SCRIPT, name="main_experiment.py")
+    assert result.returncode == 0, result.stderr
+    frame = history(tmp_path, "main_experiment_pj")
+    assert frame[["a", "b", "Result", "Seed"]].values.tolist() == [[1, 2, 4, 3]]
+
+
+def test_unknown_argument_in_main_layout_is_an_error(tmp_path):
+    result = run(tmp_path, "a=1", "bogus=1", script=MAIN_SCRIPT, name="main_experiment.py")
+    assert result.returncode != 0 and "Parameter is not declared. Use Experiment.parameter to declare: bogus" in result.stderr
+
+
+def test_help_lists_declared_parameters_and_defaults(tmp_path):
+    result = run(tmp_path, "--help", script=MAIN_SCRIPT, name="main_experiment.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python main_experiment.py [name=value ...] [--seed N]")
+    lines = result.stdout.splitlines()
+    assert any(line.split() == ["a", "required"] for line in lines), result.stdout
+    assert any(line.split() == ["b", "default:", "2"] for line in lines), result.stdout
+    assert "Started Experiment" not in result.stderr
+    assert not (tmp_path / "daskperiment_cache" / "main_experiment_pj" / "main_experiment_pj.sqlite3").exists()
+
+
+def test_empty_value_is_an_error_not_an_empty_string(tmp_path):
+    result = run(tmp_path, "a=", script=MAIN_SCRIPT, name="main_experiment.py")
+    assert result.returncode != 0 and "empty value in 'a='" in result.stderr

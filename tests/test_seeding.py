@@ -100,9 +100,16 @@ def test_seed_sequences_differ_by_each_ingredient():
         assert other.generate_state(4).tolist() != base
 
 
-def test_large_seeds_work():
+def test_largest_seed_works_and_larger_ones_are_refused():
+    """Issue 15 item 11 (this test used to accept 2**40 + 5): numpy's legacy seeding keeps only 32 bits,
+    so 2**40 and 2**40 + 2**32 drew the same numbers; seeds are now limited to 0 ... 2**32 - 1."""
+    from daskperiment.trial import MAX_SEED
+
     _, result = random_experiment()
-    assert result.compute(seed=2**40 + 5, scheduler="sync") == result.compute(seed=2**40 + 5, scheduler="sync")
+    assert MAX_SEED == 2**32 - 1
+    assert result.compute(seed=MAX_SEED, scheduler="sync") == result.compute(seed=MAX_SEED, scheduler="sync")
+    with pytest.raises(daskperiment.InvalidArgumentError, match="seed must be a non-negative int up to 2\\*\\*32 - 1"):
+        result.compute(seed=2**40 + 5)
 
 
 # ---- optional seeders ------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (BackendError, BackendUnavailableError, DaskperimentError, LockedTrialError,
-                     MetricNotFoundError, ParameterUndeclaredError, ParameterUndefinedError,
+from .errors import (BackendError, BackendUnavailableError, DaskperimentError, DuplicateStepError,
+                     ExperimentNotFoundError, InvalidArgumentError, LockedTrialError, MetricNotFoundError,
+                     MetricNotInTrialError, ParameterUndeclaredError, ParameterUndefinedError,
                      PersistedResultNotFoundError, ScriptArgumentError, TrialIDNotFoundError,
                      TrialNotFoundError, UnknownBackendError, UntrackedComputeError, UsageError)
 from .hookspecs import hookimpl
@@ -34,7 +35,8 @@ __all__ = [
     "DaskperimentError", "TrialIDNotFoundError", "ParameterUndefinedError", "ParameterUndeclaredError",
     "LockedTrialError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "PersistedResultNotFoundError", "MetricNotFoundError", "TrialNotFoundError", "ScriptArgumentError",
-    "UsageError", "UntrackedComputeError",
+    "UsageError", "UntrackedComputeError", "InvalidArgumentError", "DuplicateStepError", "ExperimentNotFoundError",
+    "MetricNotInTrialError",
 ]
 
 

@@ -10,17 +10,30 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from . import __version__
 from .backends import backend_argument
+from .errors import ExperimentNotFoundError
 
 if TYPE_CHECKING:
     from .experiment import Experiment
 
 
 def _experiment(args: argparse.Namespace) -> Experiment:
-    from .experiment import Experiment
+    """The experiment the command reads; it must exist (a reading command never creates a store)."""
+    from .experiment import Experiment, validate_id
+    from .plugins import make_backend
 
     logging.getLogger("daskperiment").setLevel(logging.WARNING)
-    return Experiment(args.experiment_id, backend=backend_argument(args.backend))
+    experiment_id = validate_id(args.experiment_id)
+    backend = make_backend(experiment_id, backend_argument(args.backend))
+    view = backend.read_only()  # looking must not create the store it does not find
+    if view.last_trial_id() == 0:
+        existing = ", ".join(view.experiment_ids()) or "none"
+        where = "--backend DIR (the directory holding ID.sqlite3) or URI" if args.backend is None else "the id"
+        raise ExperimentNotFoundError(
+            f"No experiment {experiment_id!r} in {backend.uri} (no trials recorded there); experiments found "
+            f"there: {existing}. Check {where}.")
+    return Experiment(experiment_id, backend=backend)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -43,7 +56,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_code(args: argparse.Namespace) -> int:
-    print(_experiment(args).get_code(trial_id=args.trial_id), end="")
+    ex = _experiment(args)
+    print(ex.get_code(trial_id=ex.trial_id if args.trial_id is None else args.trial_id), end="")
     return 0
 
 
@@ -86,6 +100,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
+    parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = sub.add_parser("plugins", help="list installed plugins, versions and hooks")
     plugins.add_argument("--json", action="store_true", help="print JSON")
@@ -102,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--csv", action="store_true", help="print CSV")
     history.set_defaults(func=cmd_history)
     code = experiment_parser("code", "print the code context of a trial")
-    code.add_argument("--trial-id", type=int, default=None)
+    code.add_argument("--trial-id", type=int, default=None, help="default: the last trial")
     code.set_defaults(func=cmd_code)
     metric = experiment_parser("metric", "print a metric of one or more trials")
     metric.add_argument("key")

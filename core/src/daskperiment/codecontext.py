@@ -26,7 +26,8 @@ def source_of(func: Callable[..., Any]) -> str:
 
 
 def join_code(steps: Mapping[str, str]) -> str:
-    return "\n".join(steps.values())
+    """Every step's source, separated by two blank lines as PEP 8 separates top-level functions."""
+    return "\n\n".join(source.rstrip("\n") + "\n" for source in steps.values())
 
 
 def log_diff(step: str, old: str, new: str) -> None:

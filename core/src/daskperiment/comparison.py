@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .backends import Backend
+from .serialization import decode_parameters
 
 __all__ = ["MISSING", "EnvironmentChanges", "MetricSummary", "PackageChanges", "TrialDiff", "code_changes",
            "compare_trials", "environment_changes", "package_changes"]
@@ -207,7 +208,7 @@ def _document(backend: Backend, kind: str, digest: str | None) -> dict[str, Any]
 
 def compare_trials(backend: Backend, a: Mapping[str, Any], b: Mapping[str, Any]) -> TrialDiff:
     """Compare two trial records of ``backend`` (as ``load_trials`` returns them)."""
-    pa, pb = a.get("parameters") or {}, b.get("parameters") or {}
+    pa, pb = decode_parameters(a.get("parameters")), decode_parameters(b.get("parameters"))
     parameters = {name: (pa.get(name, MISSING), pb.get(name, MISSING)) for name in dict.fromkeys([*pa, *pb])
                   if name not in pa or name not in pb or not _same(pa[name], pb[name])}
 

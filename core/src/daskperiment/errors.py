@@ -19,9 +19,13 @@ __all__ = [
     "PersistedResultNotFoundError",
     "MetricNotFoundError",
     "TrialNotFoundError",
+    "MetricNotInTrialError",
     "ScriptArgumentError",
     "UsageError",
     "UntrackedComputeError",
+    "InvalidArgumentError",
+    "DuplicateStepError",
+    "ExperimentNotFoundError",
 ]
 
 
@@ -30,7 +34,16 @@ class DaskperimentError(ValueError):
 
 
 class TrialIDNotFoundError(DaskperimentError):
-    """``current_trial_id`` was read outside a running trial."""
+    """A trial id that does not exist or is not an int, or ``current_trial_id`` read outside a trial.
+
+    As in the original, the message begins ``Unable to find trial id: <id>`` (or
+    ``Trial id must be integer, given: …``) and names the experiment's last trial id.
+    """
+
+
+#: The name this error had before 1.0 (a separate class then); the same class now, so
+#: ``except TrialNotFoundError`` keeps catching every unknown trial id.
+TrialNotFoundError = TrialIDNotFoundError
 
 
 class ParameterUndefinedError(DaskperimentError):
@@ -71,11 +84,9 @@ class MetricNotFoundError(DaskperimentError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class TrialNotFoundError(DaskperimentError, KeyError):
-    """The requested trial id was never recorded."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+class MetricNotInTrialError(TrialIDNotFoundError, MetricNotFoundError):
+    """The metric exists, but an existing trial saved no points of it (the original raised
+    ``TrialIDNotFoundError`` here; it is also a :class:`MetricNotFoundError`)."""
 
 
 class ScriptArgumentError(DaskperimentError):
@@ -88,3 +99,16 @@ class UsageError(DaskperimentError):
 
 class UntrackedComputeError(DaskperimentError):
     """A trial result was given to ``dask.compute``/``persist``/``Client.compute``, which record nothing."""
+
+
+class InvalidArgumentError(DaskperimentError, TypeError):
+    """An argument of the wrong type or out of range (seed, metric key or value, parameter value,
+    experiment id); also a :class:`TypeError`, which several of these used to be."""
+
+
+class DuplicateStepError(DaskperimentError):
+    """Two different steps with the same function name in one trial's graph."""
+
+
+class ExperimentNotFoundError(DaskperimentError):
+    """A read-only command named an experiment that has no stored trials there."""

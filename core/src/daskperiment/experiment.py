@@ -8,31 +8,35 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any, Callable, Iterable, overload
 
 import cloudpickle
 import dask
+import numpy as np
 import pandas as pd
 from dask.delayed import Delayed
 
-from . import environment, script, trial
+from . import environment, environment_view, script, trial
 from .backends import Backend
 from .codecontext import CodeContext, join_code
 from .comparison import TrialDiff, code_changes, compare_trials, environment_changes
 from .context import current_trial, get_current, require_current
-from .errors import DaskperimentError, LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError, TrialNotFoundError
+from .errors import (DaskperimentError, InvalidArgumentError, LockedTrialError, MetricNotFoundError,
+                     MetricNotInTrialError, PersistedResultNotFoundError, TrialIDNotFoundError)
 from .history import gc_paused, history_frame, metric_frame
-from .metrics import BATCH_POINTS
+from .metrics import BATCH_POINTS, check_metric_key, check_metric_value, metric_arrays
 from .parameters import UNDEFINED, Parameter, ParameterStore
 from .plugins import get_plugin_host
 from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
+from .serialization import decode_parameters
 from .stepcache import CacheKey, evict, parse_size
-from .steps import Step
+from .steps import Step, check_unique_steps
 from .sweep import Sweep, expand_trials
-from .trial import StartedTrial, TrialPlan, TrialResult, generate_seed
+from .trial import MAX_SEED, StartedTrial, TrialPlan, TrialResult, generate_seed
 
 logger = logging.getLogger("daskperiment")
 _current_trial = current_trial.get
@@ -46,13 +50,48 @@ def _no_trial() -> None:
     return None
 
 
+#: The longest experiment id, in UTF-8 bytes: file names built from it (``<id>.sqlite3-wal``,
+#: ``persist/<id>_<step>_<trial>.pkl``, ``environment/<section>_<id>_<digest>.json``) must stay
+#: below the 255-byte limit of common file systems, with room for step names.
+MAX_ID_LENGTH = 128
+
+#: What ``backend=`` the original daskperiment took for its default local store.
+ORIGINAL_LOCAL_BACKEND = "local"
+
+
 def validate_id(experiment_id: Any) -> str:
-    """Experiment ids become paths and keys: only Python identifiers are allowed."""
-    if not isinstance(experiment_id, str) or not experiment_id.isidentifier() or keyword.iskeyword(experiment_id):
-        raise ValueError(
-            f"Experiment id must be a Python identifier (letters, digits, underscores; not starting with "
-            f"a digit), got {experiment_id!r}: it is used as a directory name and a storage key.")
+    """Experiment ids become paths and keys: only Python identifiers of a safe length are allowed.
+
+    Messages begin as the original's did (``Experiment ID must be …``) and then say why and what to do.
+    """
+    if not isinstance(experiment_id, str):
+        raise InvalidArgumentError(
+            f"Experiment ID must be str, given: {experiment_id!r}{type(experiment_id)}. Use a Python "
+            "identifier such as 'my_experiment': it names the storage directory and keys.")
+    if not experiment_id.isidentifier() or keyword.iskeyword(experiment_id):
+        raise InvalidArgumentError(
+            f"Experiment ID must be valid as python identifier: {experiment_id!r}. Use letters, digits and "
+            "underscores, not starting with a digit and not a Python keyword: it is used as a directory "
+            "name and a storage key.")
+    size = len(experiment_id.encode())
+    if size > MAX_ID_LENGTH:
+        raise InvalidArgumentError(
+            f"Experiment ID must be at most {MAX_ID_LENGTH} bytes long, given one of {size} bytes "
+            f"({experiment_id[:40]!r}...): file names are built from it and must stay below the 255-byte "
+            "limit of file systems. Use a shorter id.")
     return experiment_id
+
+
+def validate_seed(seed: Any) -> int:
+    """A seed every seeder accepts: an int in 0 … :data:`~daskperiment.trial.MAX_SEED`."""
+    if isinstance(seed, np.integer) and not isinstance(seed, np.bool_):
+        seed = int(seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise InvalidArgumentError(
+            f"seed must be a non-negative int up to 2**32 - 1 ({MAX_SEED}), given: {seed!r}"
+            f"{type(seed)}. Larger seeds would be truncated by numpy's seeding, so two different seeds "
+            "could draw the same numbers; hash a larger value down if you need one.")
+    return seed
 
 
 def _ensure_console_logging() -> None:
@@ -71,30 +110,74 @@ class Experiment:
     """A chain of steps and parameters whose every ``compute()`` is a recorded trial.
 
     :param id: experiment name (a Python identifier); trials of the same id are shared.
-    :param backend: ``None`` (``daskperiment_cache/<id>``), a :class:`pathlib.Path`, a
-        URI such as ``redis://host:6379/0``, or a client object a plugin accepts.
-    :param seed: default random seed for trials computed without ``seed=``.
+    :param backend: ``None`` or ``'local'`` (``daskperiment_cache/<id>``), a :class:`pathlib.Path`,
+        a URI such as ``redis://host:6379/0``, or a client object a plugin accepts.
+    :param seed: default random seed for trials computed without ``seed=`` (0 … 2**32 - 1).
     :param cache: cache every pure step's output by default (see :mod:`daskperiment.stepcache`);
         a step's own ``cache=`` wins.
     :param cache_limit: bound of the step cache (``"2GB"``, ``"512MiB"`` or bytes): least
         recently used entries are evicted before each trial; ``None`` for no bound.
+
+    As in the original, ``Experiment(id)`` returns the instance already made in this process for
+    the same id and the same store (while it is in use), so re-running a notebook cell keeps the
+    declared parameters and steps; ``seed``, ``cache=True`` or ``cache_limit`` given again replace
+    the earlier ones.
     """
+
+    _instances: weakref.WeakValueDictionary[tuple[str, str], Experiment] = weakref.WeakValueDictionary()
+    _instances_lock = threading.Lock()
+    _backend: Backend
+    _init_lock: threading.Lock
+    id: str
+    seed: int | None
+    cache: bool
+    cache_limit: int | None
+
+    def __new__(cls, id: str, backend: Any = None, seed: int | None = None, cache: bool = False,
+                cache_limit: int | str | None = None) -> Experiment:
+        experiment_id = validate_id(id)
+        if seed is not None:
+            validate_seed(seed)
+        if isinstance(backend, str) and backend == ORIGINAL_LOCAL_BACKEND:
+            backend = None
+        store = get_plugin_host().make_backend(experiment_id, backend)
+        key = (experiment_id, store.identity)
+        with cls._instances_lock:
+            existing = cls._instances.get(key)
+            if existing is not None and type(existing) is cls:
+                return existing
+            self = super().__new__(cls)
+            self._backend = store
+            self._init_lock = threading.Lock()  # two threads making it at once initialise it once
+            cls._instances[key] = self
+        return self
 
     def __init__(self, id: str, backend: Any = None, seed: int | None = None, cache: bool = False,
                  cache_limit: int | str | None = None) -> None:
+        with self._init_lock:
+            if getattr(self, "_initialised", False):  # the instance already made for this id and store
+                if seed is not None:
+                    self.seed = seed
+                if cache:
+                    self.cache = True
+                if cache_limit is not None:
+                    self.cache_limit = parse_size(cache_limit)
+                return
+            self._initialise(id, seed, cache, cache_limit)
+
+    def _initialise(self, id: str, seed: int | None, cache: bool, cache_limit: int | str | None) -> None:
         _ensure_console_logging()
-        self.id = validate_id(id)
+        self.id = id
         self.cache_limit = parse_size(cache_limit)
-        self._backend: Backend = get_plugin_host().make_backend(self.id, backend)
         self.seed = seed
         self.cache = bool(cache)
         self._init_state()
-        last = self._backend.last_trial_id()
-        if last:
-            logger.info("Loaded %r", self)
-        else:
-            logger.info("Initialized new experiment: %r", self)
+        last = self._backend.last_trial_id()  # reach the store now: a wrong URI or password fails here
+        self._initialised = True
+        # the text, not the instance: a log record kept by a handler must not keep the instance alive
+        logger.info("Loaded %s" if last else "Initialized new experiment: %s", self._describe(last))
         environment.prefetch()
+        script.arguments.start()
 
     def _init_state(self) -> None:
         self._parameters = ParameterStore(self.id)
@@ -113,7 +196,10 @@ class Experiment:
         return (_restore, (self.id, self._backend, self.seed, self._parameters, self.cache, self.cache_limit))
 
     def __repr__(self) -> str:
-        return f"Experiment(id: {self.id}, trial_id: {self._backend.last_trial_id()}, backend: {self._backend!r})"
+        return self._describe(self._backend.last_trial_id())
+
+    def _describe(self, last_trial_id: int) -> str:
+        return f"Experiment(id: {self.id}, trial_id: {last_trial_id}, backend: {self._backend!r})"
 
     @property
     def backend(self) -> Backend:
@@ -130,10 +216,11 @@ class Experiment:
         self._parameters.set(**values)
 
     def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
-        """Current parameter values, or those a recorded trial ran with."""
+        """Current parameter values, or those a recorded trial ran with (exactly: see
+        :func:`daskperiment.serialization.encode_value` for the types kept)."""
         if trial_id is None:
             return dict(self._parameters.defined())
-        return dict(self._trial_record(trial_id).get("parameters") or {})
+        return decode_parameters(self._trial_record(trial_id).get("parameters"))
 
     # ---- decorators (each used bare, ``@ex``, or with options, ``@ex(pure=False)``) ------------
     def _decorate(self, func: Callable[..., Any] | None, *, pure: bool, cache: bool | None, cache_key: CacheKey,
@@ -217,35 +304,70 @@ class Experiment:
         return self._backend.last_trial_id()
 
     # ---- metrics ------------------------------------------------------------
-    def save_metric(self, key: str, *, epoch: Any, value: Any) -> None:
-        """Record one point of metric ``key`` in the running trial (buffered; very cheap)."""
+    def save_metric(self, metric_key: str, epoch: Any, value: Any) -> None:
+        """Record one point of metric ``metric_key`` in the running trial (buffered; very cheap).
+
+        ``value`` must be a real scalar (int, float, bool or a numpy scalar); the epoch a number.
+        Points are kept in the order saved, two points at the same epoch included;
+        :meth:`load_metric` shows the last one saved for an epoch when it joins several trials.
+        """
         ctx = _current_trial()
         if ctx is None or ctx.experiment_id != self.id:
             ctx = require_current(self.id, "save_metric")
         metrics = ctx.metrics
-        series = metrics.series.get(key)
+        series = metrics.series.get(metric_key) if type(metric_key) is str else None
         if series is None:
-            series = metrics.new_series(key)
+            series = metrics.new_series(check_metric_key(metric_key))
+        check_metric_value(metric_key, value)
         series[0].append(epoch)
         series[1].append(value)
         metrics.pending += 1
         if metrics.pending >= BATCH_POINTS:
             metrics.flush()
 
-    def load_metric(self, key: str, trial_id: int | Iterable[int]) -> pd.DataFrame:
-        """Metric points as a DataFrame: index ``Epoch``, one column per ``Trial ID``."""
-        ids = [trial_id] if isinstance(trial_id, int) else [int(t) for t in trial_id]
-        series = self._backend.load_metrics(key, ids)
+    def save_metrics(self, metric_key: str, epochs: Any, values: Any) -> None:
+        """Record many points of ``metric_key`` at once: ``epochs`` and ``values`` are equally long
+        1-d arrays (or sequences) of numbers. Written straight to the backend, in order, after the
+        points buffered by :meth:`save_metric` so far."""
+        ctx = _current_trial()
+        if ctx is None or ctx.experiment_id != self.id:
+            ctx = require_current(self.id, "save_metrics")
+        epoch_array, value_array = metric_arrays(check_metric_key(metric_key), epochs, values)
+        ctx.metrics.write(metric_key, epoch_array, value_array)
+
+    def load_metric(self, metric_key: str, trial_id: int | Iterable[int]) -> pd.DataFrame:
+        """Metric points as a DataFrame: index ``Epoch``, one column per ``Trial ID``.
+
+        :raises TrialIDNotFoundError: for a trial id that does not exist or is not an int, and
+            (as :class:`~daskperiment.errors.MetricNotInTrialError`) for an existing trial that
+            saved no points of this metric.
+        :raises MetricNotFoundError: (a ``ValueError``) when no trial ever saved this metric.
+        """
+        check_metric_key(metric_key)
+        if isinstance(trial_id, (list, tuple, range, np.ndarray, pd.Index, pd.Series)):
+            if len(trial_id) == 0:
+                self._check_trial_id(trial_id)  # raises: an empty list names no trial
+            ids = [self._check_trial_id(t) for t in trial_id]
+        else:
+            ids = [self._check_trial_id(trial_id)]
+        series = self._backend.load_metrics(metric_key, ids)
         missing = [t for t in ids if t not in series]
         if missing:
-            raise MetricNotFoundError(
-                f"Metric {key!r} was not saved in trial(s) {missing} of experiment {self.id!r}; "
-                f"metrics saved in any trial: {self._backend.metric_keys()}.")
+            saved = self._backend.metric_keys()
+            if metric_key not in saved:
+                raise MetricNotFoundError(
+                    f"Unable to find saved metric with specified key: {metric_key!r}. Metrics saved in "
+                    f"experiment {self.id!r}: {', '.join(map(repr, saved)) or 'none'}.")
+            raise MetricNotInTrialError(
+                f"Unable to find trial id: {missing[0]} for metric {metric_key!r}: trial(s) "
+                f"{', '.join(map(str, missing))} of experiment {self.id!r} saved no points of it (metrics saved "
+                f"in trial {missing[0]}: {', '.join(map(repr, self._backend.metric_keys(missing[0]))) or 'none'}).")
         return metric_frame(series, ids)
 
     # ---- persisted results, code, environment, history -----------------------
     def get_persisted(self, step_name: str, trial_id: int) -> Any:
         """The result a ``@ex.persist`` step returned in ``trial_id`` (unpickled)."""
+        trial_id = self._check_trial_id(trial_id)
         payload = self._backend.load_persisted(step_name, trial_id)
         if payload is None:
             raise PersistedResultNotFoundError(
@@ -267,9 +389,11 @@ class Experiment:
         return join_code(self._code_document(self._trial_record(trial_id).get("code")))
 
     def get_environment(self, trial_id: int | None = None, category: str | None = None) -> Any:
-        """Environment sections (plain data / text) of this process or of ``trial_id``.
+        """Environment sections of this process or of ``trial_id``: a ``dict`` of plain data that
+        ``print()`` shows as readable text, like the original's.
 
-        :param category: one section name (``requirements``, ``git``, ``cpu`` …) instead of all.
+        :param category: one section (``device``, ``python``, ``requirements``, ``git``, ``cpu`` …;
+            the original's ``platform`` means ``device``) instead of all.
         """
         if trial_id is None:
             sections = environment.current_sections()
@@ -277,10 +401,17 @@ class Experiment:
             digest = self._trial_record(trial_id).get("environment")
             sections = (self._backend.load_document("environment", digest) if digest else None) or {}
         if category is None:
-            return sections
-        if category not in sections:
-            raise KeyError(f"No environment section {category!r}; sections: {sorted(sections)}")
-        return sections[category]
+            return environment_view.EnvironmentView(sections)
+        name = environment_view.resolve_category(category, sections)
+        if name not in sections:
+            raise InvalidArgumentError(
+                f"Category must be either {', '.join(sorted(sections))}, given: {category!r} (the original's "
+                f"{', '.join(sorted(environment_view.CATEGORY_ALIASES))} works too).")
+        return environment_view.view(sections[name])
+
+    def get_python_packages(self, trial_id: int | None = None) -> str:
+        """The installed distributions as ``pip freeze`` prints them (``name==version`` lines)."""
+        return environment_view.pip_freeze(str(self.get_environment(trial_id, category="requirements")))
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
         """Every trial as a row: parameters, Result, Success, Finished, Process Time, Description."""
@@ -324,7 +455,7 @@ class Experiment:
         for line in environment_now.lines():
             logger.warning("Environment changed since trial %d: %s", trial_id, line)
         declared = set(self._parameters.names)
-        parameters = {k: v for k, v in (record.get("parameters") or {}).items() if k in declared}
+        parameters = {k: v for k, v in decode_parameters(record.get("parameters")).items() if k in declared}
         for name in sorted(set(record.get("parameters") or {}) - declared):
             logger.warning("Parameter %r of trial %d is no longer declared: left out", name, trial_id)
         value, error = None, None
@@ -375,6 +506,7 @@ class Experiment:
         thousands of trials of one graph).
         """
         graph = result.__dask_graph__()
+        check_unique_steps(graph)
         checked = []
         for values in map(self._parameters.snapshot, overrides):  # every check first: nothing written yet
             checked.append((self._parameters.bindings(values, graph), ParameterStore.recorded(values)))
@@ -404,6 +536,7 @@ class Experiment:
         return Sweep(result, expand_trials(trials, grid))
 
     def trial_started(self, trial: StartedTrial) -> None:
+        script.arguments.trials += 1
         self._after_trial_started(trial.trial_id, trial.plan.code_digest, trial.plan.environment_digest)
 
     def result_created(self, result: TrialResult, caller: FrameType | None) -> None:
@@ -416,14 +549,34 @@ class Experiment:
                 report = self.reproduce(int(reproduce))
                 logger.log(logging.INFO if report.identical else logging.WARNING, "%s", report)
                 sys.exit(0 if report.identical else 1)
-            script.run_script(result)
+            script.run_script(result, self.id, self._parameters.declared(), UNDEFINED)
 
     # ---- internals -----------------------------------------------------------------------------
-    def _trial_record(self, trial_id: int) -> dict[str, Any]:
-        records = self._backend.load_trials([int(trial_id)])
+    def _check_trial_id(self, trial_id: Any) -> int:
+        """``trial_id`` as an int when it names an allocated trial, else a clear error.
+
+        Like the original: only ints (numpy integers too, never bools, strings or floats),
+        1 … the last trial id.
+        """
+        if isinstance(trial_id, (int, np.integer)) and not isinstance(trial_id, (bool, np.bool_)):
+            last = self._backend.last_trial_id()
+            if 1 <= trial_id <= last:
+                return int(trial_id)
+            raise TrialIDNotFoundError(f"Unable to find trial id: {trial_id}. {self._trial_ids_hint(last)}")
+        raise TrialIDNotFoundError(f"Trial id must be integer, given: {trial_id!r}{type(trial_id)}. "
+                                   f"{self._trial_ids_hint(self._backend.last_trial_id())}")
+
+    def _trial_ids_hint(self, last: int) -> str:
+        if last == 0:
+            return f"Experiment {self.id!r} has no trials yet (last trial id: 0)."
+        return f"Trial ids of experiment {self.id!r} are ints from 1 to the last trial id, {last}."
+
+    def _trial_record(self, trial_id: Any) -> dict[str, Any]:
+        trial_id = self._check_trial_id(trial_id)
+        records = self._backend.load_trials([trial_id])
         if not records:
-            raise TrialNotFoundError(f"Trial {trial_id} not found in experiment {self.id!r} "
-                                     f"(last trial id: {self._backend.last_trial_id()}).")
+            raise TrialIDNotFoundError(f"Unable to find trial id: {trial_id} (no record was stored for it). "
+                                       f"{self._trial_ids_hint(self._backend.last_trial_id())}")
         return records[0]
 
     def _code_document(self, digest: str | None) -> dict[str, str]:
@@ -438,8 +591,7 @@ class Experiment:
             seed = generate_seed()
             logger.info("Random seed is not provided, initialized with generated seed: %d", seed)
         else:
-            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+            seed = validate_seed(seed)
             logger.info("Random seed is initialized with given seed: %d", seed)
         return seed
 
@@ -471,11 +623,12 @@ class Experiment:
 
 def _restore(experiment_id: str, backend: Backend, seed: int | None, parameters: ParameterStore, cache: bool,
              cache_limit: int | None) -> Experiment:
-    ex = Experiment.__new__(Experiment)
+    ex = object.__new__(Experiment)  # a worker's copy: never the process-wide instance
     ex.id, ex._backend, ex.seed, ex.cache, ex.cache_limit = experiment_id, backend, seed, cache, cache_limit
     ex._init_state()
     ex._parameters = parameters
+    ex._initialised = True
     return ex
 
 
-__all__ = ["Experiment", "validate_id"]
+__all__ = ["MAX_ID_LENGTH", "Experiment", "validate_id", "validate_seed"]

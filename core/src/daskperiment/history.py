@@ -14,6 +14,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .records import MetricSeries
+from .serialization import decode_value
+
+#: The columns after the parameters, in the original daskperiment's order (plain and verbose history).
+PLAIN_COLUMNS: tuple[str, ...] = ("Result", "Success", "Finished", "Process Time", "Description")
+VERBOSE_COLUMNS: tuple[str, ...] = ("Seed", "Result", "Result Type", "Success", "Finished", "Process Time",
+                                    "Description", "Sweep")
 
 NOT_FINISHED = "Not finished (running, or its process ended before the trial completed)"
 
@@ -26,10 +32,15 @@ def _local_datetimes(timestamps: list[Any]) -> NDArray[np.datetime64]:
 
 def _column(values: list[Any], index: pd.Index) -> pd.Series:
     """One column with the dtype pandas infers for an object array (``infer_objects``); numbers
-    straight from ``np.array``, which does the same for them at twice the speed."""
+    straight from ``np.array``, which does the same for them at twice the speed. Typed values
+    (stored as ``{"$type": ...}``, see :mod:`daskperiment.serialization`) are decoded first."""
+    kinds = set(map(type, values))
+    if dict in kinds or list in kinds:
+        values = [decode_value(v) for v in values]
+        kinds = set(map(type, values))
     first = values[0] if values else None
     numeric = isinstance(first, (int, float, np.number)) and not isinstance(first, bool)
-    if numeric and bool not in set(map(type, values)):  # np.array would turn [1, True] into ints
+    if numeric and bool not in kinds:  # np.array would turn [1, True] into ints
         try:
             array = np.array(values)
         except (ValueError, TypeError):
@@ -76,9 +87,12 @@ def gc_paused() -> Iterator[None]:
 def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd.DataFrame:
     """One row per trial indexed by ``Trial ID``: parameters, then the outcome columns.
 
-    ``columns`` is :meth:`Backend.load_history` output. Integer and float columns
-    keep their dtypes; ``Success`` is a nullable boolean only while some trial is
-    unfinished.
+    ``columns`` is :meth:`Backend.load_history` output. Columns as in the original
+    daskperiment: ``Result, Success, Finished, Process Time, Description``, and with
+    ``verbose`` ``Seed, Result, Result Type, Success, Finished, Process Time, Description``.
+    Dtypes are what pandas infers from the values (an all-missing ``Description`` is
+    float NaN); ``Success`` is a nullable boolean only while some trial is unfinished.
+    A failed trial's ``Result Type`` reads ``"None"``, as the original's did.
     """
     ids = columns["trial_id"]
     index = pd.Index(np.fromiter(ids, dtype=np.int64, count=len(ids)), name="Trial ID")
@@ -92,17 +106,22 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
         success_column = np.array(success, dtype=bool)
     if not all(success):
         result = [r if s else None for r, s in zip(result, success)]
-    outcome: dict[str, Any] = {
-        "Result": pd.Series(result, index=index, dtype=object).infer_objects(),
+    outcome: dict[str, Any] = {}
+    if verbose:
+        outcome["Seed"] = pd.Series(columns["seed"], index=index, dtype=object).infer_objects()
+    outcome["Result"] = pd.Series(result, index=index, dtype=object).infer_objects()
+    if verbose:
+        outcome["Result Type"] = [("None" if s is False and t is None else t)
+                                  for s, t in zip(success, columns["result_type"])]
+    outcome.update({
         "Success": success_column,
         "Finished": _local_datetimes(finished),
         "Process Time": pd.to_timedelta(np.asarray(columns["process_time"], dtype="float64"), unit="s"),
-        "Description": pd.Series(description, index=index, dtype=object).fillna(np.nan),
-    }
-    if verbose:
-        outcome["Seed"] = pd.Series(columns["seed"], index=index, dtype=object).infer_objects()
-        outcome["Result Type"] = columns["result_type"]
+        "Description": pd.Series(description, index=index, dtype=object).fillna(np.nan).infer_objects(),
+    })
+    if verbose:  # the id of the sweep a trial belongs to (NaN for a lone trial): last, after the original's
         outcome["Sweep"] = pd.Series(columns["sweep"], index=index, dtype=object).fillna(np.nan)
+    outcome = {name: outcome[name] for name in (VERBOSE_COLUMNS if verbose else PLAIN_COLUMNS)}
     parameters = _parameter_columns(columns["parameters"], index)
     if parameters.keys() & outcome.keys():  # a parameter named like an outcome column: keep both
         return pd.concat([pd.DataFrame(parameters, index=index), pd.DataFrame(outcome, index=index)], axis=1)

@@ -5,6 +5,10 @@ as raw numpy arrays (plain numbers, no pickle): when a buffer reaches
 :data:`BATCH_POINTS`, at least every :data:`FLUSH_INTERVAL` seconds (a daemon
 thread per process), at the end of every step and at the end of the trial.
 Memory is therefore bounded by the batch size, not by the number of points.
+
+Values stay integers when every value of a batch is an int (or bool): the backend
+receives ``int64`` values then, ``float64`` otherwise, so ``load_metric`` gives back
+ints for ints, as the original did.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from .backends import Backend
 
@@ -23,6 +29,65 @@ logger = logging.getLogger(__name__)
 
 BATCH_POINTS = 262_144
 FLUSH_INTERVAL = 1.0
+#: Points per backend write of :meth:`Experiment.save_metrics` (32 MB per array): keeps each
+#: stored batch far below per-value limits (SQLite's 1 GB blobs, Redis' 512 MB strings).
+WRITE_POINTS = 1 << 22
+
+_SCALARS = (int, float, bool)
+
+
+def check_metric_key(key: Any) -> str:
+    """Metric keys are non-empty strings (``/``, ``.`` and ``:`` are allowed, unlike the original)."""
+    if type(key) is not str:
+        raise InvalidArgumentError(
+            f"Metric name must be str, given: {key!r}{type(key)}. Use a non-empty string such as 'loss'.")
+    if not key:
+        raise InvalidArgumentError("Metric name must be a non-empty str, given: ''. Use a name such as 'loss'.")
+    return key
+
+
+def _is_real_scalar(value: Any) -> bool:
+    return type(value) in _SCALARS or (isinstance(value, np.generic) and value.dtype.kind in "biuf")
+
+
+def check_metric_value(key: str, value: Any) -> None:
+    """One point's value must be a real scalar: an array would make the whole series unreadable."""
+    if type(value) in _SCALARS or _is_real_scalar(value):
+        return
+    hint = (" Save arrays of points with ex.save_metrics(key, epochs, values)."
+            if hasattr(value, "__len__") or hasattr(value, "shape") else "")
+    raise InvalidArgumentError(
+        f"Metric {key!r}: value must be a real scalar (int, float, bool or a numpy scalar), given: "
+        f"{_short(value)}{type(value)}.{hint}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def metric_arrays(key: str, epochs: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(epochs, values)`` arrays for ``save_metrics``: 1-d, equally long, numbers."""
+    epoch_array, value_array = np.asarray(epochs), np.asarray(values)
+    if epoch_array.ndim != 1 or value_array.ndim != 1 or len(epoch_array) != len(value_array):
+        raise InvalidArgumentError(
+            f"Metric {key!r}: epochs and values must be 1-d and equally long, given shapes "
+            f"{epoch_array.shape} and {value_array.shape}.")
+    if epoch_array.dtype.kind not in "iuf":
+        raise InvalidArgumentError(f"Metric {key!r}: epochs must be numbers, given dtype {epoch_array.dtype}.")
+    if value_array.dtype.kind not in "biuf":
+        raise InvalidArgumentError(f"Metric {key!r}: values must be numbers, given dtype {value_array.dtype}.")
+    return _epoch_dtype(epoch_array), _value_dtype(value_array)
+
+
+def _epoch_dtype(epochs: np.ndarray) -> np.ndarray:
+    return epochs.astype("<f8" if epochs.dtype.kind == "f" else "<i8", copy=False)
+
+
+def _value_dtype(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "u" and values.dtype.itemsize == 8:
+        return values.astype("<f8")  # uint64 does not fit int64
+    return values.astype("<f8" if values.dtype.kind == "f" else "<i8", copy=False)
 
 
 class MetricBuffer:
@@ -43,11 +108,17 @@ class MetricBuffer:
         self._lock = threading.Lock()
 
     def new_series(self, key: str) -> tuple[list[Any], list[Any]]:
-        if not isinstance(key, str):
-            raise TypeError(f"Metric key must be a str, got {type(key).__qualname__}")
         series = self.series.setdefault(key, ([], []))
         _flusher.watch(self)
         return series
+
+    def write(self, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        """Write arrays of points now, after the points buffered so far (so save order holds)."""
+        self.flush()
+        with self._lock:
+            for start in range(0, len(values), WRITE_POINTS):
+                stop = start + WRITE_POINTS
+                self.backend.save_metrics(self.trial_id, key, epochs[start:stop], values[start:stop])
 
     def flush(self) -> None:
         """Write every buffered point; raise a clear error for non-numeric ones."""
@@ -58,17 +129,14 @@ class MetricBuffer:
                 if not n:
                     continue
                 epoch_arr = np.asarray(epochs[:n])
-                if epoch_arr.dtype.kind not in "iuf":
+                if epoch_arr.dtype.kind not in "iuf" or epoch_arr.ndim != 1:
                     del epochs[:n], values[:n]
-                    raise TypeError(f"Metric {key!r}: epochs must be numbers, got {epoch_arr.dtype}")
-                try:
-                    value_arr = np.asarray(values[:n], dtype=np.float64)
-                except (TypeError, ValueError) as exc:
-                    del epochs[:n], values[:n]
-                    raise TypeError(f"Metric {key!r}: values must be numbers ({exc})") from exc
-                if epoch_arr.dtype.kind != "f":
-                    epoch_arr = epoch_arr.astype(np.int64, copy=False)
-                self.backend.save_metrics(self.trial_id, key, epoch_arr, value_arr)
+                    raise InvalidArgumentError(
+                        f"Metric {key!r}: epochs must be numbers, got {epoch_arr.dtype} values")
+                value_arr = np.asarray(values[:n])
+                if value_arr.dtype.kind not in "biuf":  # ints beyond int64 (object) are kept as floats
+                    value_arr = value_arr.astype(np.float64)
+                self.backend.save_metrics(self.trial_id, key, _epoch_dtype(epoch_arr), _value_dtype(value_arr))
                 del epochs[:n], values[:n]
 
 

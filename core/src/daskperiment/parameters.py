@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import dask
 from dask.delayed import Delayed
 
-from .errors import ParameterUndeclaredError, ParameterUndefinedError
+from .errors import InvalidArgumentError, ParameterUndeclaredError, ParameterUndefinedError
 from .serialization import plain_parameter
 
 
@@ -50,7 +50,9 @@ class ParameterStore:
 
     def declare(self, name: str, default: Any = UNDEFINED) -> None:
         if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"Parameter name must be a Python identifier, got {name!r}")
+            raise InvalidArgumentError(
+                f"Parameter name must be valid as python identifier, given: {name!r}{type(name)}. It becomes "
+                "a keyword of ex.set_parameters(...) and a history column.")
         if default is not UNDEFINED:
             plain_parameter(name, default)
         with self._lock:
@@ -61,8 +63,9 @@ class ParameterStore:
         unknown = sorted(set(values) - set(self._values))
         if unknown:
             raise ParameterUndeclaredError(
-                f"Parameter(s) {', '.join(unknown)} not declared in experiment {self.experiment_id!r}; "
-                f"declared: {', '.join(sorted(self._values)) or 'none'}. Declare with ex.parameter(name).")
+                f"Parameter is not declared. Use Experiment.parameter to declare: {', '.join(unknown)} "
+                f"(experiment {self.experiment_id!r} declares: {', '.join(sorted(self._values)) or 'none'}; "
+                f"add {unknown[0]} = ex.parameter({unknown[0]!r}) before setting it).")
 
     def set(self, **values: Any) -> None:
         self._check_declared(values)
@@ -75,9 +78,15 @@ class ParameterStore:
         value = self._values.get(name, UNDEFINED)
         if value is UNDEFINED:
             raise ParameterUndefinedError(
-                f"Parameter {name!r} is not defined: call ex.set_parameters({name}=...) or pass "
-                f"{name}=... on the command line (or give ex.parameter({name!r}, default=...)).")
+                f"Parameters are not defined. Use Experiment.set_parameters to initialize: {name}. Call "
+                f"ex.set_parameters({name}=...) or pass {name}=... on the command line (or give "
+                f"ex.parameter({name!r}, default=...)).")
         return value
+
+    def declared(self) -> dict[str, Any]:
+        """Every declared name with its current value or default (``UNDEFINED`` when it has none)."""
+        with self._lock:
+            return dict(self._values)
 
     def defined(self) -> dict[str, Any]:
         return {n: v for n, v in self._values.items() if v is not UNDEFINED}
@@ -105,8 +114,9 @@ class ParameterStore:
         if missing:
             listing = ", ".join(f"{n}=..." for n in missing)
             raise ParameterUndefinedError(
-                f"Parameter(s) {', '.join(missing)} not defined: call ex.set_parameters({listing}) "
-                "before compute() (no trial was recorded).")
+                f"Parameters are not defined. Use Experiment.set_parameters to initialize: {', '.join(missing)}. "
+                f"Call ex.set_parameters({listing}) before compute(), or pass them on the command line "
+                "(no trial was recorded).")
         return {self.key(n): values[n] for n in names}
 
     @staticmethod
@@ -131,8 +141,11 @@ class Parameter(Delayed):
         object.__setattr__(self, "_name", name)
 
     def __repr__(self) -> str:
+        """``Parameter(a: 1<class 'int'>)``, as the original showed a parameter and its value's type."""
         value = self._store._values.get(self._name, UNDEFINED)
-        return f"Parameter({self._name}: {value!r})"
+        if value is UNDEFINED:
+            return f"Parameter({self._name}: Undefined)"
+        return f"Parameter({self._name}: {value!r}{type(value)})"
 
     def __reduce__(self) -> tuple[type[Delayed], tuple[Any, ...]]:  # a plain Delayed when shipped elsewhere
         return (Delayed, (self.key, self.dask))

@@ -1,27 +1,36 @@
 """Script mode: ``python my_experiment.py a=1 b=2 --seed 1`` runs one trial, ``... a=1,2 b=3,4 --sweep`` a sweep.
 
 A trial runs when an ``@ex.result`` step is called as a bare expression
-statement (its value discarded, as in ``calculate_score(d)``) at module level of
-the script being executed as ``__main__``. ``s = calculate_score(d)`` keeps the
-Delayed for explicit ``s.compute()`` calls instead. It never triggers under
-pytest, IPython or Jupyter, nor when the module is imported.
+statement (its value discarded, as in ``calculate_score(d)``) in the script being
+executed as ``__main__``: at module level, or inside one of its functions such as
+the usual ``def main(): …`` + ``if __name__ == "__main__": main()``.
+``s = calculate_score(d)`` keeps the Delayed for explicit ``s.compute()`` calls
+instead. It never triggers under pytest, IPython or Jupyter, nor when the module
+is imported.
+
+``--help`` prints the usage with the declared parameters and their defaults. A
+script given ``name=value`` arguments that ends without running any trial exits
+with status 2 and says so, rather than silently ignoring them.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import dis
 import logging
 import os
 import sys
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from .errors import DaskperimentError, ScriptArgumentError
 from .sweep import Sweep, expand_trials
-from .trial import TrialResult
+from .trial import MAX_SEED, TrialResult
 
 logger = logging.getLogger("daskperiment")
 
@@ -40,6 +49,9 @@ usage: python SCRIPT.py [name=value ...] [--seed N] [--sweep] [--scheduler NAME|
                        (tcp://host:8786) to run on an existing cluster
   -h, --help           show this message"""
 USAGE_LINE = USAGE.splitlines()[0]
+HELP_FLAGS = ("-h", "--help")
+#: Exit status of a script whose arguments were not used by any trial (argparse's for usage errors).
+UNUSED_ARGUMENTS_STATUS = 2
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ def parse_arguments(argv: list[str]) -> ScriptArguments:
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if arg in ("-h", "--help"):
+        if arg in HELP_FLAGS:
             return ScriptArguments(help=True)
         if arg == "--sweep":
             sweep = True
@@ -100,14 +112,17 @@ def parse_arguments(argv: list[str]) -> ScriptArguments:
                 seed = int(raw)
             except ValueError:
                 raise ScriptArgumentError(f"--seed needs an integer, got {raw!r}. {USAGE_LINE}") from None
-            if seed < 0:
-                raise ScriptArgumentError(f"--seed must be non-negative, got {seed}. {USAGE_LINE}")
+            if not 0 <= seed <= MAX_SEED:
+                raise ScriptArgumentError(
+                    f"--seed must be non-negative and at most {MAX_SEED}, got {seed}. {USAGE_LINE}")
             continue
         name, sep, raw = arg.partition("=")
         if not sep or not name.isidentifier():
             raise ScriptArgumentError(f"malformed argument {arg!r}: expected name=value. {USAGE_LINE}")
         if name in params:
             raise ScriptArgumentError(f"parameter {name!r} given twice. {USAGE_LINE}")
+        if not raw:
+            raise ScriptArgumentError(f"empty value in {arg!r}: write {name}=\'\' for an empty string. {USAGE_LINE}")
         params[name] = raw
     parse = _choices if sweep else _literal
     return ScriptArguments({name: parse(raw) for name, raw in params.items()}, seed, sweep, scheduler)
@@ -120,18 +135,23 @@ def _interactive() -> bool:
     return bool(ipython is not None and getattr(ipython, "get_ipython", lambda: None)())
 
 
-def is_script_call(frame: FrameType | None) -> bool:
-    """True when ``frame`` (the caller of a result step) is the module-level code of the script
-    run as ``__main__``."""
-    if frame is None or "pytest" in sys.modules or "_pytest" in sys.modules or _interactive():
-        return False
-    main = sys.modules.get("__main__")
-    main_file = getattr(main, "__file__", None)
+def _main_file() -> str | None:
+    """The file of the script run as ``__main__``, or ``None`` when script mode cannot apply."""
+    if "pytest" in sys.modules or "_pytest" in sys.modules or _interactive():
+        return None
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if not main_file or not sys.argv or not sys.argv[0]:
+        return None
+    return os.path.abspath(main_file)
+
+
+def is_script_call(frame: FrameType | None) -> bool:
+    """True when ``frame`` (the caller of a result step) is code of the script run as ``__main__``
+    (module level or any of its functions) that discards the call's value."""
+    main_file = _main_file() if frame is not None else None
+    if frame is None or main_file is None or frame.f_globals.get("__name__") != "__main__":
         return False
-    if frame.f_code.co_name != "<module>" or frame.f_globals.get("__name__") != "__main__":
-        return False
-    if os.path.abspath(frame.f_code.co_filename) != os.path.abspath(main_file):
+    if os.path.abspath(frame.f_code.co_filename) != main_file:
         return False
     return _result_discarded(frame)
 
@@ -156,12 +176,71 @@ def _scheduler(name: str | None, stack: contextlib.ExitStack) -> dict[str, Any]:
     return {"scheduler": stack.enter_context(Client(name))}
 
 
-def run_script(result: TrialResult) -> None:
+def usage(experiment_id: str, declared: Mapping[str, Any], undefined: Any) -> str:
+    """``--help`` text: the usage, then the declared parameters with their current values or defaults."""
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "SCRIPT.py"
+    width = max([len(name) for name in declared] + [19])
+    lines = [USAGE.replace("SCRIPT.py", script), "",
+             f"parameters of experiment {experiment_id!r} (each run is a recorded trial):"]
+    for name, value in declared.items():
+        lines.append(f"  {name:<{width}}  {'required' if value is undefined else f'default: {value!r}'}")
+    if not declared:
+        lines.append("  (none declared)")
+    return "\n".join(lines) + "\n"
+
+
+class _ArgumentWatch:
+    """Remembers whether command-line ``name=value`` arguments were used by a trial, and makes a
+    script that ends without running any trial exit non-zero instead of ignoring them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.registered = False
+        self.consumed = False
+        self.trials = 0
+
+    def start(self) -> None:
+        """Watch this process when it is a script given ``name=value`` (or ``--help``) arguments."""
+        with self._lock:
+            if self.registered or _main_file() is None or not _watched_arguments(sys.argv[1:]):
+                return
+            self.registered = True
+        atexit.register(self._check_at_exit)
+
+    def _check_at_exit(self) -> None:
+        if self.consumed or getattr(sys, "last_value", None) is not None:  # used, or the script failed anyway
+            return
+        arguments = " ".join(_watched_arguments(sys.argv[1:]))
+        if self.trials:
+            logger.warning("Command-line arguments %s were not used: the trials of this script ran with "
+                           "explicit compute() calls, which take no command-line values.", arguments)
+            return
+        sys.stderr.write(
+            f"{os.path.basename(sys.argv[0])}: error: arguments {arguments} were given but the script ended "
+            "without running a trial. Call the @ex.result step as a statement, e.g. calculate_score(d), at "
+            "module level or inside a function of this script such as main(); s = calculate_score(d) keeps a "
+            "Delayed that runs only with s.compute().\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        # An exit handler cannot change the exit status except by ending the process here.
+        os._exit(UNUSED_ARGUMENTS_STATUS)
+
+
+def _watched_arguments(argv: list[str]) -> list[str]:
+    return [arg for arg in argv if arg in HELP_FLAGS or arg.partition("=")[0].isidentifier() and "=" in arg]
+
+
+arguments = _ArgumentWatch()
+
+
+def run_script(result: TrialResult, experiment_id: str, declared: Mapping[str, Any], undefined: Any) -> None:
     """Run one trial (or a sweep) of ``result`` with the command-line arguments; exit on bad arguments."""
+    arguments.consumed = True
     try:
         args = parse_arguments(sys.argv[1:])
         if args.help:
-            sys.stdout.write(USAGE + "\n")
+            sys.stdout.write(usage(experiment_id, declared, undefined))
             sys.exit(0)
         with contextlib.ExitStack() as stack:
             dask_kwargs = _scheduler(args.scheduler, stack)

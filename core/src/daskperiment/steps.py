@@ -15,6 +15,7 @@ import inspect
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, Protocol
@@ -22,10 +23,12 @@ from typing import Any, Callable, Protocol
 import cloudpickle
 import dask
 from dask.delayed import Delayed
+from dask.task_spec import DataNode
 
 from .codecontext import source_of
 from .context import TrialContext, current_trial, describe_call
-from .errors import UntrackedComputeError
+from .dask_compat import as_task_graph
+from .errors import DuplicateStepError, UntrackedComputeError
 from .plugins import get_plugin_host
 from .records import StepRun
 from .seeding import StepCall, current_step
@@ -141,6 +144,45 @@ def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
     ctx.backend.save_persisted(spec.name, ctx.trial_id, payload)
 
 
+def _spec_of(node: Any) -> StepSpec | None:
+    """The step a graph node runs, or ``None`` for a task that is not a step."""
+    if getattr(node, "func", None) is not run_step:
+        return None
+    args = getattr(node, "args", ())
+    first = args[0] if args else None
+    if isinstance(first, DataNode):
+        first = first.value
+    return first if isinstance(first, StepSpec) else None
+
+
+def _where(func: Callable[..., Any]) -> str:
+    code = getattr(func, "__code__", None)
+    place = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "unknown place"
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)} ({place})"
+
+
+def check_unique_steps(graph: Mapping[Any, Any]) -> None:
+    """Refuse a graph holding two different functions under one step name.
+
+    Persisted results, purity hashes and the code record are kept per step name, so
+    two functions sharing one would overwrite each other unpredictably. The same
+    function called many times is one step; a re-defined step replaces the old one
+    in graphs built after it.
+    """
+    seen: dict[str, Callable[..., Any]] = {}
+    for node in as_task_graph(graph).values():
+        spec = _spec_of(node)
+        if spec is None:
+            continue
+        other = seen.setdefault(spec.name, spec.func)
+        if other is not spec.func:
+            raise DuplicateStepError(
+                f"Two different steps named {spec.name!r} are in one trial's graph: {_where(other)} and "
+                f"{_where(spec.func)}. Persisted results and purity checks are kept per step name, so they "
+                "would mix: rename one of the functions, or rebuild the graph after re-defining the step "
+                "(no trial was recorded).")
+
+
 class StepOwner(TrialPlanner, Protocol):
     """What a :class:`Step` needs from its experiment (implemented by ``Experiment``)."""
 
@@ -181,4 +223,4 @@ class Step:
         return result
 
 
-__all__ = ["Step", "StepOwner", "StepSpec", "StepRun", "run_step"]
+__all__ = ["Step", "StepOwner", "StepSpec", "StepRun", "check_unique_steps", "run_step"]

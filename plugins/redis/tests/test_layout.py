@@ -87,7 +87,7 @@ def test_metadata_is_plain_json_never_pickle(redis_uri, raw_redis):
             if key.startswith(("trial:start", "trial:outcome", "doc:")):
                 assert isinstance(json.loads(value), dict), key
             elif key.startswith("metric:"):
-                assert value[:8] == b"<i8".ljust(8, b"\0") and len(value) == 8 + 16
+                assert value[:8] in (b"<i8<f8\0\0", b"<i8<i8\0\0") and len(value) == 8 + 16  # epochs, values
             else:
                 value.decode("utf-8")  # ids, names, hashes, tracebacks: text
     start = json.loads(raw_redis.hget(f"daskperiment:{{{experiment_id}}}:trial:start", 1))
@@ -98,8 +98,17 @@ def test_metric_chunk_is_raw_numbers(redis_uri, raw_redis):
     experiment_id = "chunk"
     RedisBackend(experiment_id, redis_uri).save_metrics(1, "m", np.array([0.5, 1.5]), np.array([1.0, 2.0]))
     (chunk,) = raw_redis.lrange(f"daskperiment:{{{experiment_id}}}:metric:1:m", 0, -1)
-    assert chunk[:8] == b"<f8\0\0\0\0\0"
+    assert chunk[:8] == b"<f8<f8\0\0"  # the epochs' dtype, then the values'
     assert np.frombuffer(chunk[8:], "<f8").tolist() == [0.5, 1.5, 1.0, 2.0]
+
+
+def test_metric_chunks_written_before_integer_values_were_kept_still_read(redis_uri, raw_redis):
+    """A chunk with only the epochs' dtype in its header (float64 values) reads as before."""
+    experiment_id = "old_chunk"
+    old = b"<i8\0\0\0\0\0" + np.array([3], "<i8").tobytes() + np.array([0.5], "<f8").tobytes()
+    raw_redis.rpush(f"daskperiment:{{{experiment_id}}}:metric:1:m", old)
+    series = RedisBackend(experiment_id, redis_uri).load_metrics("m", [1])[1]
+    assert series.epochs.tolist() == [3] and series.values.tolist() == [0.5] and series.values.dtype == np.float64
 
 
 def test_history_is_a_bounded_number_of_commands_without_keys_or_scan(make_server):

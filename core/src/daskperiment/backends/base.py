@@ -76,6 +76,13 @@ class Backend(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
 
+    @property
+    def identity(self) -> str:
+        """What makes two backend objects the same store: ``Experiment(id, backend)`` returns one
+        instance per experiment id and identity in a process. The class and the URI by default;
+        override when the URI does not tell stores apart (a relative path does not)."""
+        return f"{type(self).__module__}.{type(self).__qualname__}:{self.uri}"
+
     def close(self) -> None:
         """Release connections; the backend reconnects on next use."""
 
@@ -141,8 +148,11 @@ class Backend(abc.ABC):
 
     # ---- metrics ----------------------------------------------------------
     @abc.abstractmethod
-    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
-        """Append a batch of points (``int64``/``float64`` epochs, ``float64`` values)."""
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[Any]) -> None:
+        """Append a batch of points (``int64``/``float64`` epochs, ``int64``/``float64`` values).
+
+        :meth:`load_metrics` must give back the dtypes stored: integer values stay integers.
+        """
 
     @abc.abstractmethod
     def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:

@@ -18,7 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ..backends import Backend
-from ..history import gc_paused, history_frame
+from ..history import VERBOSE_COLUMNS, gc_paused, history_frame
 from ..records import VERBOSE_FIELDS
 from .query import apply_filter
 
@@ -137,7 +137,7 @@ def build_runs(backend: Backend, trial_ids: list[int] | None = None) -> RunsFram
     success = pd.Series(history["Success"].to_numpy(), dtype="boolean")
     data: dict[str, Any] = {"Trial": ids, "Status": _statuses(backend, ids, success)}
     kinds = {"Trial": "id", "Status": "status"}
-    for name in history.columns[:list(history.columns).index("Result")]:
+    for name in history.columns[:len(history.columns) - len(VERBOSE_COLUMNS)]:  # the parameters
         label = name if name not in (*FIXED, *OUTCOME) else f"{name} (parameter)"
         data[label] = _jsonable_column(history[name]).to_numpy()
         kinds[label] = "parameter"

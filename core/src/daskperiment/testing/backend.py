@@ -218,6 +218,15 @@ class BackendTests:
         np.testing.assert_array_equal(series[2].epochs, [0.5, 1.5])
         assert series[2].values.dtype == np.float64
 
+    def test_integer_metric_values_stay_integers(self, backend: Backend) -> None:
+        """int64 values come back as int64 (exactly, beyond 2**53 too); float64 batches as float64."""
+        big = 2**62 + 1
+        backend.save_metrics(1, "count", np.arange(2, dtype=np.int64), np.array([3, big], dtype=np.int64))
+        backend.save_metrics(1, "ratio", np.arange(2, dtype=np.int64), np.array([0.5, 1.0]))
+        counts = backend.load_metrics("count", [1])[1]
+        assert counts.values.dtype.kind == "i" and counts.values.tolist() == [3, big]
+        assert backend.load_metrics("ratio", [1])[1].values.dtype == np.float64
+
     def test_metric_keys(self, backend: Backend) -> None:
         """Keys are listed per trial and overall, sorted."""
         backend.save_metrics(1, "b", np.arange(1), np.ones(1))
@@ -260,6 +269,9 @@ class BackendTests:
         assert np.isnan([summaries.last[1], summaries.low[1], summaries.high[1]]).all()
         assert backend.metric_summaries("m", [2, 3]).trial_ids.tolist() == [2]
         assert len(backend.metric_summaries("absent").trial_ids) == 0
+        backend.save_metrics(3, "m", np.array([0, 1]), np.array([7, -2], dtype=np.int64))  # integer values
+        summaries = backend.metric_summaries("m", [3])
+        assert (summaries.last[0], summaries.low[0], summaries.high[0]) == (-2, -2, 7)
 
     def test_persisted_sizes_list_without_loading(self, backend: Backend) -> None:
         """persisted_sizes names each step persisted in a trial with its size in bytes."""
@@ -423,6 +435,32 @@ class ExperimentTests:
         assert ex.get_persisted("prepare", 1) == 3
         assert list(ex.load_metric("m", 1)[1]) == [i * 3.0 for i in range(10)]
         assert "def prepare" in ex.get_code(trial_id=1)
+
+    def test_typed_parameters_round_trip(self, make_backend: Callable[[str], Backend]) -> None:
+        """Parameter values JSON cannot hold (tuples, datetimes, int keys, numpy scalars …) are stored as
+        tagged plain data and come back exactly, from ``get_parameters`` and from the history."""
+        import datetime
+        import decimal
+        import pathlib
+
+        from daskperiment import Experiment
+
+        values = {"pair": (1, (2, "x")), "when": datetime.datetime(2024, 5, 6, 7, 8, 9, 10),
+                  "by_int": {1: "x"}, "small": np.float32(0.25), "money": decimal.Decimal("0.10"),
+                  "where": pathlib.PurePosixPath("/data/in.csv"), "tags": {"a", "b"}}
+        ex = Experiment("conformance_typed", backend=make_backend("conformance_typed"))
+        params = {name: ex.parameter(name) for name in values}
+
+        @ex.result
+        def count(**given):
+            return len(given)
+
+        ex.set_parameters(**values)
+        assert count(**params).compute(seed=1) == len(values)
+        stored = ex.get_parameters(trial_id=1)
+        assert stored == values and {k: type(v) for k, v in stored.items()} == {k: type(v) for k, v in values.items()}
+        row = ex.get_history().loc[1]
+        assert row["pair"] == (1, (2, "x")) and row["when"] == values["when"] and row["by_int"] == {1: "x"}
 
 
 class BackendStateMachineTests:

@@ -10,6 +10,8 @@ Layout under the backend directory (``<id>`` is the experiment id):
                             (hard links to ``code/.by-digest/``: one copy per distinct code)
 ``environment/<section>_<id>_<digest>.{json,txt}``  each distinct environment, once
 ``stepcache/<digest>.pkl``  step cache entries; the file's mtime is its last use
+``metrics/<id>_<trial>_<uuid>.bin``  metric batches of :data:`FILE_POINTS` points or more
+                            (raw numbers: epochs, then values), referenced from the database
 ==========================  ====================================================
 
 Why SQLite: it gives atomic trial-id allocation across threads and processes
@@ -31,6 +33,7 @@ import pathlib
 import sqlite3
 import threading
 import time
+import uuid
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -54,7 +57,7 @@ CREATE TABLE IF NOT EXISTS trials (
     result TEXT, result_pickle BLOB, result_type TEXT, description TEXT, traceback TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
     seq INTEGER PRIMARY KEY, trial_id INTEGER NOT NULL, key TEXT NOT NULL,
-    epoch_dtype TEXT NOT NULL, epochs BLOB NOT NULL, vals BLOB NOT NULL);
+    epoch_dtype TEXT NOT NULL, epochs BLOB NOT NULL, vals BLOB NOT NULL, value_dtype TEXT, file TEXT);
 CREATE INDEX IF NOT EXISTS metrics_key_trial ON metrics (key, trial_id, seq);
 CREATE TABLE IF NOT EXISTS documents (
     kind TEXT NOT NULL, digest TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, digest));
@@ -66,9 +69,17 @@ CREATE TABLE IF NOT EXISTS purity (
 #: New purity entries (per process) between two prunings of the purity record to its limit.
 PRUNE_EVERY = 1_000
 
-#: Columns added after the first release, for databases created before them: (column, type).
-ADDED_COLUMNS = (("sweep", "TEXT"), ("result_step", "TEXT"), ("reproduces", "INTEGER"), ("steps", "TEXT"),
-                 ("shared_steps", "TEXT"))
+#: Columns added after the first release, for databases created before them: (table, column, type).
+#: ``metrics.value_dtype`` is NULL for batches stored before it, which were all float64.
+ADDED_COLUMNS = (("trials", "sweep", "TEXT"), ("trials", "result_step", "TEXT"), ("trials", "reproduces", "INTEGER"),
+                 ("trials", "steps", "TEXT"), ("trials", "shared_steps", "TEXT"), ("metrics", "value_dtype", "TEXT"),
+                 ("metrics", "file", "TEXT"))
+
+#: Metric batches of at least this many points go to a file of raw numbers beside the database
+#: (``metrics/<id>_<trial>_<uuid>.bin``: the epochs, then the values), referenced from their row.
+#: SQLite copies a blob page by page twice (into the WAL, then at the checkpoint), about 80 MB/s
+#: here; a file is written once at disk speed, so ``save_metrics`` of arrays runs ~10x faster.
+FILE_POINTS = 1 << 16
 
 
 def _dumps(value: Any) -> str:
@@ -96,11 +107,11 @@ def _initialise(conn: sqlite3.Connection) -> None:
 def _add_columns(conn: sqlite3.Connection) -> None:
     """Bring a database created by an earlier version up to :data:`ADDED_COLUMNS` (idempotent;
     ``ALTER TABLE`` holds the write lock, so two processes cannot add a column twice)."""
-    existing = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
-    for column, kind in ADDED_COLUMNS:
+    for table, column, kind in ADDED_COLUMNS:
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in existing:
             try:
-                conn.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             except sqlite3.OperationalError as exc:
                 if "duplicate column" not in str(exc):
                     raise
@@ -174,6 +185,10 @@ class LocalBackend(Backend):
         return self._display
 
     @property
+    def identity(self) -> str:
+        return f"file:{self.path}"
+
+    @property
     def database(self) -> pathlib.Path:
         return self.path / f"{self.experiment_id}.sqlite3"
 
@@ -217,10 +232,13 @@ class LocalBackend(Backend):
                 conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
                                        check_same_thread=False)
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
-            missing = [column for column, _ in ADDED_COLUMNS if column not in columns]
-            if missing:
-                nulls = ", ".join(f"NULL AS {column}" for column in missing)
-                conn.execute(f"CREATE TEMP VIEW trials AS SELECT *, {nulls} FROM main.trials")
+            for table in dict.fromkeys(table for table, _, _ in ADDED_COLUMNS):
+                present = columns if table == "trials" else {
+                    row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                missing = [column for name, column, _ in ADDED_COLUMNS if name == table and column not in present]
+                if missing:
+                    nulls = ", ".join(f"NULL AS {column}" for column in missing)
+                    conn.execute(f"CREATE TEMP VIEW {table} AS SELECT *, {nulls} FROM main.{table}")
         except sqlite3.Error as exc:
             raise BackendError(f"LocalBackend({self._display!r}): cannot read {self.database}: {exc}. "
                                "Check the file exists and is readable.") from exc
@@ -329,24 +347,45 @@ class LocalBackend(Backend):
         return columns
 
     # ---- metrics -----------------------------------------------------------------
-    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[Any]) -> None:
+        epoch_bytes = memoryview(np.ascontiguousarray(epochs)).cast("B")
+        value_bytes = memoryview(np.ascontiguousarray(values)).cast("B")
+        relative = None
+        if len(values) >= FILE_POINTS:  # written before its row: a crash leaves an unreferenced file, never a torn series
+            relative = f"metrics/{self.experiment_id}_{int(trial_id)}_{uuid.uuid4().hex}.bin"
+            self._write_file(relative, epoch_bytes, value_bytes)
+            epoch_bytes = value_bytes = memoryview(b"")
         self._writer().execute(
-            "INSERT INTO metrics (trial_id, key, epoch_dtype, epochs, vals) VALUES (?, ?, ?, ?, ?)",
-            (trial_id, key, epochs.dtype.str, epochs.tobytes(), np.asarray(values, dtype="<f8").tobytes()))
+            "INSERT INTO metrics (trial_id, key, epoch_dtype, epochs, vals, value_dtype, file) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (trial_id, key, epochs.dtype.str, epoch_bytes, value_bytes, values.dtype.str, relative))
 
     def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
         ids = [int(t) for t in trial_ids]
         if not ids or not self.database.exists():
             return {}
         rows = self._db().execute(
-            f"SELECT trial_id, epoch_dtype, epochs, vals FROM metrics WHERE key = ? "
+            f"SELECT trial_id, epoch_dtype, epochs, vals, value_dtype, file FROM metrics WHERE key = ? "
             f"AND trial_id IN ({', '.join('?' * len(ids))}) ORDER BY seq", [key, *ids]).fetchall()
         chunks: dict[int, tuple[list[NDArray[Any]], list[NDArray[Any]]]] = {}
-        for trial_id, dtype, epochs, vals in rows:
+        for trial_id, *stored in rows:
             e, v = chunks.setdefault(trial_id, ([], []))
-            e.append(np.frombuffer(epochs, dtype=dtype))
-            v.append(np.frombuffer(vals, dtype="<f8"))
+            epoch_array, value_array = self._metric_batch(*stored)
+            e.append(epoch_array)
+            v.append(value_array)
         return {t: MetricSeries(np.concatenate(e), np.concatenate(v)) for t, (e, v) in chunks.items()}
+
+    def _metric_batch(self, epoch_dtype: str, epochs: bytes, vals: bytes, value_dtype: str | None,
+                      file: str | None) -> tuple[NDArray[Any], NDArray[Any]]:
+        """One stored batch as ``(epochs, values)``: from its row, or from its file of raw numbers."""
+        values_type = np.dtype(value_dtype or "<f8")  # rows written before value_dtype held float64
+        if file is None:
+            return np.frombuffer(epochs, dtype=epoch_dtype), np.frombuffer(vals, dtype=values_type)
+        data = (self.path / file).read_bytes()
+        width = np.dtype(epoch_dtype).itemsize
+        n = len(data) // (width + values_type.itemsize)
+        return (np.frombuffer(data, dtype=epoch_dtype, count=n),
+                np.frombuffer(data, dtype=values_type, count=n, offset=n * width))
 
     def metric_summaries(self, key: str, trial_ids: Iterable[int] | None = None) -> MetricSummaries:
         """One scan of the metric's rows in (trial, save) order and three numpy reductions over all
@@ -354,7 +393,7 @@ class LocalBackend(Backend):
         empty = MetricSummaries(np.array([], dtype=np.int64), *(np.array([]) for _ in range(3)))
         if not self.database.exists():
             return empty
-        sql = "SELECT trial_id, vals FROM metrics WHERE key = ?"
+        sql = "SELECT trial_id, vals, epoch_dtype, epochs, value_dtype, file FROM metrics WHERE key = ?"
         args: list[Any] = [key]
         wanted = None if trial_ids is None else {int(t) for t in trial_ids}
         if wanted is not None and len(wanted) <= 10_000:  # SQLite allows 32,766 variables per statement
@@ -363,12 +402,17 @@ class LocalBackend(Backend):
         rows = self._db().execute(sql + " ORDER BY trial_id, seq", args).fetchall()
         if wanted is not None and len(wanted) > 10_000:
             rows = [row for row in rows if row[0] in wanted]
-        rows = [row for row in rows if row[1]]
+        rows = [row for row in rows if row[1] or row[5]]
         if not rows:
             return empty
-        lengths = np.fromiter((len(row[1]) // 8 for row in rows), dtype=np.int64, count=len(rows))
+        if all(row[4] in (None, "<f8") and row[5] is None for row in rows):  # float64 rows: one join, one view
+            lengths = np.fromiter((len(row[1]) // 8 for row in rows), dtype=np.int64, count=len(rows))
+            values = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f8")
+        else:  # integer values or batches kept in files
+            batches = [self._metric_batch(row[2], row[3], row[1], row[4], row[5])[1] for row in rows]
+            lengths = np.fromiter(map(len, batches), dtype=np.int64, count=len(batches))
+            values = np.concatenate(batches).astype(np.float64, copy=False)
         trials = np.repeat(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)), lengths)
-        values = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f8")
         starts = np.flatnonzero(np.r_[True, trials[1:] != trials[:-1]])
         nan = np.isnan(values)
         low = np.minimum.reduceat(np.where(nan, np.inf, values), starts)
@@ -387,16 +431,20 @@ class LocalBackend(Backend):
         return sorted(r[0] for r in rows)
 
     # ---- files: persisted results and code ----------------------------------------
-    def _write_file(self, relative: str, data: bytes) -> None:
-        """Write atomically (temp file + rename): a crash never leaves a torn file."""
+    def _write_file(self, relative: str, *parts: bytes | memoryview) -> None:
+        """Write ``parts`` one after the other, atomically (temp file + rename): a crash never
+        leaves a torn file."""
         self._check_writable()
         target = self.path / relative
         tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
-            tmp.write_bytes(data)
+            out = open(tmp, "wb")
         except FileNotFoundError:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
+            out = open(tmp, "wb")
+        with out:
+            for part in parts:
+                out.write(part)
         os.replace(tmp, target)
 
     def _persist_path(self, step: str, trial_id: int) -> str:

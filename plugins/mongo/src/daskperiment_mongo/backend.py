@@ -261,7 +261,7 @@ class MongoBackend(Backend):
         cursor = self._col().find(
             {"category": "metric", "key": key, "trial_id": {"$in": ids}},
             {"_id": False, "trial_id": True, "batch": True, "part": True, "parts": True,
-             "epoch_dtype": True, "epochs": True, "values": True},
+             "epoch_dtype": True, "value_dtype": True, "epochs": True, "values": True},
         ).sort([("trial_id", 1), ("seq", 1), ("batch", 1), ("part", 1)])
         return chunks.join_metric_documents(cursor)
 

@@ -47,14 +47,14 @@ def next_seq() -> int:
 def metric_documents(trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> list[dict[str, Any]]:
     """One metric batch as chunk documents (raw little-endian arrays, no pickle)."""
     epochs = np.ascontiguousarray(epochs)
-    values = np.ascontiguousarray(values, dtype="<f8")
+    values = np.ascontiguousarray(values, dtype="<f8" if np.asarray(values).dtype.kind == "f" else "<i8")
     if epochs.dtype.byteorder == ">":
         epochs = epochs.astype(epochs.dtype.newbyteorder("<"))
     per_chunk = max(1, CHUNK_BYTES // (epochs.itemsize + values.itemsize))
     starts = range(0, len(values), per_chunk)
     seq, batch = next_seq(), uuid.uuid4().hex
     return [{"category": "metric", "trial_id": int(trial_id), "key": key, "seq": seq, "batch": batch,
-             "part": part, "parts": len(starts), "epoch_dtype": epochs.dtype.str,
+             "part": part, "parts": len(starts), "epoch_dtype": epochs.dtype.str, "value_dtype": values.dtype.str,
              "epochs": epochs[start:start + per_chunk].tobytes(),
              "values": values[start:start + per_chunk].tobytes()}
             for part, start in enumerate(starts)]
@@ -82,7 +82,7 @@ def _add_batch(series: dict[int, tuple[list[NDArray[Any]], list[NDArray[Any]]]],
     epochs, values = series.setdefault(chunks[0]["trial_id"], ([], []))
     for chunk in chunks:
         epochs.append(np.frombuffer(chunk["epochs"], dtype=chunk["epoch_dtype"]))
-        values.append(np.frombuffer(chunk["values"], dtype="<f8"))
+        values.append(np.frombuffer(chunk["values"], dtype=chunk.get("value_dtype") or "<f8"))
 
 
 # ---- byte strings ------------------------------------------------------------------------
