@@ -22,7 +22,7 @@ import pytest
 import daskperiment
 
 PLAIN = ["Result", "Success", "Finished", "Process Time", "Description"]
-VERBOSE = ["Seed", "Result", "Result Type", "Success", "Finished", "Process Time", "Description"]
+VERBOSE = ["Seed", "Result", "Result Type", "Success", "Finished", "Process Time", "Description", "Sweep"]  # Sweep: ours, last
 
 
 class Colour(enum.Enum):

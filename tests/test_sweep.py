@@ -122,7 +122,7 @@ def test_trials_and_grid_combine():
 
 
 @pytest.mark.parametrize("trials, grid, error, match", [
-    ([{"a": 1}, {"a": 2, "c": 3}], {}, ParameterUndeclaredError, "c not declared"),
+    ([{"a": 1}, {"a": 2, "c": 3}], {}, ParameterUndeclaredError, "Parameter is not declared.*: c "),
     ([{"b": 2}], {}, ParameterUndefinedError, "ex.set_parameters\\(a=...\\)"),
     (None, {"a": 1}, TypeError, "write a=\\[1\\] for a single value"),
     (None, {"a": []}, ValueError, "no values"),
