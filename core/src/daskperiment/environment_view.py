@@ -49,7 +49,7 @@ def section_text(value: Any) -> str:
     return _value_text(value)
 
 
-class EnvironmentView(dict):
+class EnvironmentView(dict[str, Any]):
     """Environment sections (a plain ``dict``) that ``print()`` as readable text."""
 
     def __str__(self) -> str:
@@ -60,7 +60,7 @@ class EnvironmentView(dict):
         return "\n".join(blocks) + "\n"
 
 
-class SectionView(dict):
+class SectionView(dict[str, Any]):
     """One dict section that ``print()`` as ``Key: value`` lines."""
 
     def __str__(self) -> str:

@@ -84,7 +84,7 @@ def validate_id(experiment_id: Any) -> str:
 
 def validate_seed(seed: Any) -> int:
     """A seed every seeder accepts: an int in 0 … :data:`~daskperiment.trial.MAX_SEED`."""
-    if isinstance(seed, np.integer) and not isinstance(seed, np.bool_):
+    if isinstance(seed, np.integer):  # numpy's bool is not an integer type
         seed = int(seed)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
         raise InvalidArgumentError(

@@ -142,7 +142,7 @@ def _main_file() -> str | None:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if not main_file or not sys.argv or not sys.argv[0]:
         return None
-    return os.path.abspath(main_file)
+    return os.path.abspath(str(main_file))
 
 
 def is_script_call(frame: FrameType | None) -> bool:

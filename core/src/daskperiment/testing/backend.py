@@ -452,7 +452,7 @@ class ExperimentTests:
         params = {name: ex.parameter(name) for name in values}
 
         @ex.result
-        def count(**given):
+        def count(**given: Any) -> int:
             return len(given)
 
         ex.set_parameters(**values)

@@ -348,8 +348,8 @@ class LocalBackend(Backend):
 
     # ---- metrics -----------------------------------------------------------------
     def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[Any]) -> None:
-        epoch_bytes = memoryview(np.ascontiguousarray(epochs)).cast("B")
-        value_bytes = memoryview(np.ascontiguousarray(values)).cast("B")
+        epoch_bytes = np.ascontiguousarray(epochs).data.cast("B")
+        value_bytes = np.ascontiguousarray(values).data.cast("B")
         relative = None
         if len(values) >= FILE_POINTS:  # written before its row: a crash leaves an unreferenced file, never a torn series
             relative = f"metrics/{self.experiment_id}_{int(trial_id)}_{uuid.uuid4().hex}.bin"

@@ -110,7 +110,7 @@ class JsonLinesBackend(Backend):
         return [records[trial_id] for trial_id in sorted(records)]
 
     # ---- metrics --------------------------------------------------------------------
-    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[np.float64]) -> None:
+    def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[Any]) -> None:
         self._append("metrics.jsonl", {"trial_id": trial_id, "key": key, "epochs": epochs.tolist(),
                                        "values": values.tolist()})
 
@@ -122,8 +122,8 @@ class JsonLinesBackend(Backend):
             if batch["key"] == key and batch["trial_id"] in wanted:
                 epochs.setdefault(batch["trial_id"], []).extend(batch["epochs"])
                 values.setdefault(batch["trial_id"], []).extend(batch["values"])
-        # JSON keeps 3 and 3.0 apart, so integer epochs come back as int64
-        return {trial_id: MetricSeries(np.array(epochs[trial_id]), np.array(values[trial_id], dtype=np.float64))
+        # JSON keeps 3 and 3.0 apart, so integer epochs and values come back as int64
+        return {trial_id: MetricSeries(np.array(epochs[trial_id]), np.array(values[trial_id]))
                 for trial_id in epochs}
 
     def metric_keys(self, trial_id: int | None = None) -> list[str]:
