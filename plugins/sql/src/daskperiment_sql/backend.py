@@ -1,0 +1,552 @@
+"""SQLBackend: experiments in PostgreSQL, SQLite or MariaDB/MySQL, queryable in plain SQL.
+
+Why it is shaped this way:
+
+* many experiments share one database: every row carries its experiment's key, and
+  ``dp_experiments.last_trial_id`` is the trial id counter, incremented inside the
+  transaction that writes the trial (and its typed parameters): concurrent processes get
+  distinct ids and no id exists without its record;
+* every write is one transaction, so a server or process dying mid-call leaves the
+  previous state intact;
+* the schema is versioned and migrated under a database-wide lock (:mod:`.migrate`);
+* metadata is JSON text plus typed copies for SQL (:mod:`.codec`); only persisted step
+  results and non-plain trial results are pickles, stored as bytes and unpickled by
+  daskperiment only on request;
+* SQLAlchemy Core, not the ORM, and the driver's own cursor where it pays (binary bytea
+  reads with psycopg); SQLAlchemy is imported when a backend first talks to the database.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from daskperiment.backends import Backend
+from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
+                                  TRIAL_FIELDS, MetricSeries, TrialOutcome, TrialRecord, TrialStart)
+
+from . import codec
+from .connection import ConnectionSpec, adopt_engine, engine_for, translate_error
+
+if TYPE_CHECKING:
+    import sqlalchemy
+
+logger = logging.getLogger("daskperiment.sql")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Ids per ``IN (…)`` list: far below every dialect's limit on bound parameters.
+BATCH_IDS = 5_000
+#: Purity entries written between two prunings of the oldest inputs (pruning is a scan).
+PRUNE_EVERY = 64
+
+
+def _guarded(action: str) -> Callable[[_F], _F]:
+    """Turn SQLAlchemy/driver errors raised by a method into daskperiment errors naming the URL."""
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        def wrapper(self: SQLBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                error = translate_error(exc, self.uri, action, self._spec.password)
+                if error is None:
+                    raise
+                raise error from exc
+        return wrapper  # type: ignore[return-value]
+    return decorate
+
+
+def _batches(ids: list[int]) -> Iterable[list[int]]:
+    return (ids[i:i + BATCH_IDS] for i in range(0, len(ids), BATCH_IDS))
+
+
+class SQLBackend(Backend):
+    """Stores experiments in a SQL database: ``SQLBackend("mnist", "postgresql://user:pw@host/db")``.
+
+    ``target`` is a URL (``postgresql://``, ``postgresql+psycopg://``, ``postgres://``,
+    ``sqlite:///path.db``, ``mysql+pymysql://``, ``mariadb+pymysql://``, ``mysql://``,
+    ``mariadb://``) or a ``sqlalchemy.Engine`` of those dialects.
+    """
+
+    scheme = "postgresql"
+
+    def __init__(self, experiment_id: str, target: str | sqlalchemy.Engine) -> None:
+        super().__init__(experiment_id)
+        if isinstance(target, str):
+            self._spec = ConnectionSpec.from_uri(target)
+            self._given_engine = None
+        else:
+            self._spec = ConnectionSpec.from_engine(target)
+            self._given_engine = target
+        self._init_connection_state()
+
+    def _init_connection_state(self) -> None:
+        self._engine: sqlalchemy.Engine | None = None
+        self._experiment_pk: int | None = None
+        self._lock = threading.Lock()
+        self._unpruned = 0
+        self._documents: set[tuple[str, str]] = set()  # saved by this object: save once
+
+    # Dask ships backends to workers: ship the description, reconnect lazily there.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_id": self.experiment_id, "_spec": self._spec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.experiment_id = state["experiment_id"]
+        self._spec = state["_spec"]
+        self._given_engine = None
+        self._init_connection_state()
+
+    @property
+    def uri(self) -> str:
+        return self._spec.display
+
+    @property
+    def dialect(self) -> str:
+        """``postgresql``, ``sqlite`` or ``mysql`` (MariaDB too)."""
+        return self._spec.dialect
+
+    # ---- connection -----------------------------------------------------------------------
+    def engine(self) -> sqlalchemy.Engine:
+        """The engine, its schema checked (and migrated) on first use in this process."""
+        engine = self._engine
+        if engine is None:
+            with self._lock:
+                if self._engine is None:
+                    from .migrate import ensure_schema
+
+                    if self._given_engine is not None:
+                        adopt_engine(self._spec, self._given_engine)
+                    engine = engine_for(self._spec)
+                    ensure_schema(engine, self.uri)
+                    logger.debug("experiment %r stored at %s", self.experiment_id, self.uri)
+                    self._engine = engine
+                engine = self._engine
+        return engine
+
+    def _write(self) -> Any:
+        """A connection for a write transaction (``with self._write() as conn, conn.begin():``)."""
+        return self.engine().connect().execution_options(daskperiment_write=True)
+
+    def _read(self) -> Any:
+        return self.engine().connect()
+
+    def close(self) -> None:
+        """Close this process's pooled connections to the database; they reopen on next use."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _pk(self, conn: sqlalchemy.Connection | None = None, create: bool = False) -> int | None:
+        """The key of this experiment's row, created on the first write (reads never write)."""
+        if self._experiment_pk is not None:
+            return self._experiment_pk
+        import sqlalchemy as sa
+
+        from .schema import experiments
+
+        query = sa.select(experiments.c.experiment_pk).where(experiments.c.name == self.experiment_id)
+        if conn is not None:
+            pk = conn.execute(query).scalar()
+        else:
+            with self._read() as read:
+                pk = read.execute(query).scalar()
+        if pk is None and create:
+            pk = self._create_experiment()
+        if pk is not None:
+            self._experiment_pk = int(pk)
+        return self._experiment_pk
+
+    def _create_experiment(self) -> int:
+        import sqlalchemy as sa
+
+        from .schema import experiments
+
+        try:
+            with self._write() as conn, conn.begin():
+                return int(conn.execute(experiments.insert().values(
+                    name=self.experiment_id, last_trial_id=0, created=time.time())).inserted_primary_key[0])
+        except sa.exc.IntegrityError:  # another process created it first
+            with self._read() as conn:
+                return int(conn.execute(sa.select(experiments.c.experiment_pk).where(
+                    experiments.c.name == self.experiment_id)).scalar_one())
+
+    def _writing_pk(self) -> int:
+        pk = self._pk(create=True)
+        assert pk is not None
+        return pk
+
+    # ---- trials ------------------------------------------------------------------------------
+    @_guarded("allocating a trial id")
+    def start_trial(self, record: TrialStart) -> int:
+        pk = self._writing_pk()
+        with self._write() as conn, conn.begin():
+            trial_id = self._next_trial_id(conn, pk)
+            self._insert_trial(conn, pk, trial_id, record)
+        return trial_id
+
+    def _next_trial_id(self, conn: sqlalchemy.Connection, pk: int) -> int:
+        """Increment the experiment's counter; its row stays locked until the transaction ends."""
+        from .schema import experiments
+
+        bump = experiments.update().where(experiments.c.experiment_pk == pk).values(
+            last_trial_id=experiments.c.last_trial_id + 1)
+        if conn.dialect.update_returning:
+            return int(conn.execute(bump.returning(experiments.c.last_trial_id)).scalar_one())
+        conn.execute(bump)
+        import sqlalchemy as sa
+
+        return int(conn.execute(sa.select(experiments.c.last_trial_id).where(
+            experiments.c.experiment_pk == pk)).scalar_one())
+
+    def _insert_trial(self, conn: sqlalchemy.Connection, pk: int, trial_id: int, record: Mapping[str, Any],
+                      outcome: Mapping[str, Any] | None = None) -> None:
+        from .schema import parameters, trials
+
+        row: dict[str, Any] = {"experiment_pk": pk, "trial_id": trial_id}
+        row.update((f, codec.dumps(record.get(f)) if f in JSON_FIELDS else record.get(f)) for f in START_FIELDS)
+        if outcome is not None:
+            row.update(self._outcome_row(outcome))
+        conn.execute(trials.insert(), row)
+        typed = codec.parameter_rows(pk, trial_id, record.get("parameters"))
+        if typed:
+            conn.execute(parameters.insert(), typed)
+
+    @staticmethod
+    def _outcome_row(outcome: Mapping[str, Any]) -> dict[str, Any]:
+        row = {f: codec.dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS}
+        row["result_number"] = codec.result_number(outcome.get("result"))
+        return row
+
+    @_guarded("storing a trial outcome")
+    def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
+        pk = self._writing_pk()
+        with self._write() as conn, conn.begin():
+            self._update_outcome(conn, pk, trial_id, outcome)
+
+    def _update_outcome(self, conn: sqlalchemy.Connection, pk: int, trial_id: int,
+                        outcome: Mapping[str, Any]) -> None:
+        from .schema import trials
+
+        conn.execute(trials.update().where(trials.c.experiment_pk == pk, trials.c.trial_id == int(trial_id))
+                     .values(**self._outcome_row(outcome)))
+
+    @_guarded("reading the last trial id")
+    def last_trial_id(self) -> int:
+        import sqlalchemy as sa
+
+        from .schema import experiments
+
+        with self._read() as conn:
+            value = conn.execute(sa.select(experiments.c.last_trial_id).where(
+                experiments.c.name == self.experiment_id)).scalar()
+        return int(value or 0)
+
+    @_guarded("loading trials")
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
+        import sqlalchemy as sa
+
+        from .schema import trials
+
+        pk = self._pk()
+        if pk is None:
+            return []
+        fields = ("trial_id", *TRIAL_FIELDS)
+        query = sa.select(*(trials.c[f] for f in fields)).where(trials.c.experiment_pk == pk)
+        with self._read() as conn:
+            if trial_ids is None:
+                rows = conn.execute(query.order_by(trials.c.trial_id)).all()
+            else:
+                ids = sorted({int(t) for t in trial_ids})
+                rows = [row for batch in _batches(ids) for row in conn.execute(
+                    query.where(trials.c.trial_id.in_(batch)).order_by(trials.c.trial_id)).all()]
+        if not rows:
+            return []
+        columns = [list(c) for c in zip(*rows)]
+        for name in JSON_FIELDS:
+            i = fields.index(name)
+            columns[i] = codec.loads_column(columns[i])
+        i = fields.index("result_pickle")
+        columns[i] = [None if b is None else bytes(b) for b in columns[i]]
+        for name in ("success",):
+            i = fields.index(name)
+            columns[i] = [None if s is None else bool(s) for s in columns[i]]
+        return [dict(zip(fields, row)) for row in zip(*columns)]  # type: ignore[misc]
+
+    @_guarded("loading the history")
+    def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
+        """Only the columns asked for, in one query; JSON columns parsed with one ``json.loads`` each."""
+        scalars = ["trial_id", "success", *(f for f in fields if f not in (*JSON_FIELDS, "trial_id", "success"))]
+        names = [*scalars, *JSON_FIELDS]
+        pk = self._pk()
+        if pk is None:
+            return {field: [] for field in names}
+        sql = f"SELECT {', '.join(names)} FROM dp_trials WHERE experiment_pk = {int(pk)} ORDER BY trial_id"
+        with self._read() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(sql)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            conn.rollback()
+        if not rows:
+            return {field: [] for field in names}
+        columns = {name: list(column) for name, column in zip(names, zip(*rows))}
+        for name in JSON_FIELDS:
+            columns[name] = codec.loads_column(columns[name])
+        columns["success"] = [None if s is None else bool(s) for s in columns["success"]]
+        return columns
+
+    # ---- copying whole trials ------------------------------------------------------------------
+    @_guarded("importing a trial")
+    def import_trial(self, record: TrialRecord) -> None:
+        """Store a whole trial under its own id (any id: gaps are kept); the counter follows."""
+        from .schema import experiments, trials
+
+        pk = self._writing_pk()
+        trial_id = int(record["trial_id"])
+        with self._write() as conn, conn.begin():
+            import sqlalchemy as sa
+
+            exists = conn.execute(sa.select(trials.c.trial_id).where(
+                trials.c.experiment_pk == pk, trials.c.trial_id == trial_id)).scalar()
+            if exists is None:
+                self._insert_trial(conn, pk, trial_id, record, record)
+            else:
+                self._update_outcome(conn, pk, trial_id, record)
+            conn.execute(experiments.update().where(experiments.c.experiment_pk == pk,
+                                                    experiments.c.last_trial_id < trial_id)
+                         .values(last_trial_id=trial_id))
+
+    # ---- metrics -------------------------------------------------------------------------------
+    @_guarded("saving metrics")
+    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        from .schema import METRIC_CHUNK_POINTS, metrics
+
+        if len(values) == 0:
+            return
+        pk = self._writing_pk()
+        rows = [{"experiment_pk": pk, "trial_id": int(trial_id), "key": key, "n_points": n, "epoch_kind": kind,
+                 "epochs": e, "vals": v}
+                for n, kind, e, v in codec.metric_chunks(epochs, values, METRIC_CHUNK_POINTS, self._big_endian)]
+        with self._write() as conn, conn.begin():
+            if len(rows) == 1:
+                conn.execute(metrics.insert().values(rows[0]))
+            else:
+                conn.execute(metrics.insert(), rows)
+
+    @property
+    def _big_endian(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @_guarded("loading metrics")
+    def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
+        ids = sorted({int(t) for t in trial_ids})
+        if not ids:
+            return {}
+        pk = self._pk()
+        if pk is None:
+            return {}
+        rows: list[Any] = []
+        with self._read() as conn:
+            dbapi = conn.connection.dbapi_connection
+            for batch in _batches(ids):
+                rows += self._fetch_metric_rows(dbapi, pk, key, batch)
+            conn.rollback()
+        return codec.decode_metrics(rows, self._big_endian)
+
+    def _fetch_metric_rows(self, dbapi: Any, pk: int, key: str, ids: list[int]) -> list[Any]:
+        """Raw rows through the driver: psycopg reads bytea in binary (no hex text to decode)."""
+        sql = ("SELECT trial_id, epoch_kind, epochs, vals FROM dp_metrics WHERE experiment_pk = {p} AND key = {p} "
+               f"AND trial_id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY seq")
+        if self.dialect == "postgresql":
+            cursor = dbapi.cursor(binary=True)
+            sql = sql.format(p="%s")
+        elif self.dialect == "sqlite":
+            cursor = dbapi.cursor()
+            sql = sql.format(p="?")
+        else:
+            cursor = dbapi.cursor()
+            sql = sql.format(p="%s")
+        try:
+            cursor.execute(sql, (pk, key))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    @_guarded("listing metric keys")
+    def metric_keys(self, trial_id: int | None = None) -> list[str]:
+        import sqlalchemy as sa
+
+        from .schema import metrics
+
+        pk = self._pk()
+        if pk is None:
+            return []
+        query = sa.select(metrics.c.key).distinct().where(metrics.c.experiment_pk == pk)
+        if trial_id is not None:
+            query = query.where(metrics.c.trial_id == int(trial_id))
+        with self._read() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    # ---- persisted step results -----------------------------------------------------------------
+    @_guarded("saving a persisted result")
+    def save_persisted(self, step: str, trial_id: int, data: bytes) -> None:
+        from .schema import CHUNK_BYTES, persisted
+
+        pk = self._writing_pk()
+        where = (persisted.c.experiment_pk == pk, persisted.c.step == step, persisted.c.trial_id == int(trial_id))
+        view = memoryview(data)
+        rows = [{"experiment_pk": pk, "step": step, "trial_id": int(trial_id), "chunk": i // CHUNK_BYTES,
+                 "data": bytes(view[i:i + CHUNK_BYTES])} for i in range(0, max(len(view), 1), CHUNK_BYTES)]
+        with self._write() as conn, conn.begin():
+            conn.execute(persisted.delete().where(*where))
+            conn.execute(persisted.insert(), rows)
+
+    @_guarded("loading a persisted result")
+    def load_persisted(self, step: str, trial_id: int) -> bytes | None:
+        import sqlalchemy as sa
+
+        from .schema import persisted
+
+        pk = self._pk()
+        if pk is None:
+            return None
+        with self._read() as conn:
+            chunks = conn.execute(sa.select(persisted.c.data).where(
+                persisted.c.experiment_pk == pk, persisted.c.step == step,
+                persisted.c.trial_id == int(trial_id)).order_by(persisted.c.chunk)).scalars().all()
+        return b"".join(bytes(c) for c in chunks) if chunks else None
+
+    # ---- documents ----------------------------------------------------------------------------------
+    @_guarded("saving a document")
+    def save_document(self, kind: str, digest: str, document: Mapping[str, Any]) -> None:
+        if (kind, digest) in self._documents:
+            return
+        from .schema import documents
+
+        pk = self._writing_pk()
+        row = {"experiment_pk": pk, "kind": kind, "digest": digest, "body": codec.dumps(document)}
+        with self._write() as conn, conn.begin():
+            conn.execute(self._insert_ignoring_duplicates(conn, documents), row)
+        self._documents.add((kind, digest))
+
+    @staticmethod
+    def _insert_ignoring_duplicates(conn: sqlalchemy.Connection, table: sqlalchemy.Table) -> Any:
+        name = conn.dialect.name
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+
+            return insert(table).on_conflict_do_nothing()
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table).on_conflict_do_nothing()
+        return table.insert().prefix_with("IGNORE")
+
+    @_guarded("loading a document")
+    def load_document(self, kind: str, digest: str) -> dict[str, Any] | None:
+        import sqlalchemy as sa
+
+        from .schema import documents
+
+        pk = self._pk()
+        if pk is None:
+            return None
+        with self._read() as conn:
+            body = conn.execute(sa.select(documents.c.body).where(
+                documents.c.experiment_pk == pk, documents.c.kind == kind, documents.c.digest == digest)).scalar()
+        return None if body is None else codec.loads_column([body])[0]
+
+    # ---- purity --------------------------------------------------------------------------------------
+    @_guarded("swapping step hashes")
+    def swap_step_hashes(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        if not entries:
+            return []
+        pk = self._writing_pk()
+        with self._write() as conn, conn.begin():
+            return self._swap(conn, pk, entries)
+
+    @_guarded("completing a trial")
+    def complete_trial(self, trial_id: int, outcome: TrialOutcome,
+                       step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
+        """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
+        pk = self._writing_pk()
+        try:
+            with self._write() as conn, conn.begin():
+                previous = self._swap(conn, pk, step_hashes) if step_hashes else []
+                self._update_outcome(conn, pk, trial_id, outcome)
+            return previous
+        except BaseException:
+            self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
+            raise
+
+    def _swap(self, conn: sqlalchemy.Connection, pk: int, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        """Read the previous outputs, upsert the new ones with a recency stamp, prune now and then."""
+        import sqlalchemy as sa
+
+        from .schema import step_hashes as table
+
+        known: dict[tuple[str, str], str | None] = {}
+        wanted = list(dict.fromkeys((step, input_hash) for step, input_hash, _ in entries))
+        for start in range(0, len(wanted), 500):
+            pairs = wanted[start:start + 500]
+            for step, input_hash, output_hash in conn.execute(
+                    sa.select(table.c.step, table.c.input_hash, table.c.output_hash).where(
+                        table.c.experiment_pk == pk,
+                        sa.tuple_(table.c.step, table.c.input_hash).in_(pairs))):
+                known[(step, input_hash)] = output_hash
+        previous: list[str | None] = []
+        latest: dict[tuple[str, str], str] = {}
+        for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
+            previous.append(latest.get((step, input_hash), known.get((step, input_hash))))
+            latest[(step, input_hash)] = output_hash
+        now = time.time_ns()
+        rows = [{"experiment_pk": pk, "step": s, "input_hash": i, "output_hash": o, "used": now + n}
+                for n, ((s, i), o) in enumerate(latest.items())]
+        conn.execute(self._upsert_step_hashes(conn), rows)
+        self._unpruned += len(rows)
+        if self._unpruned >= PRUNE_EVERY:
+            self._unpruned = 0
+            self._prune(conn, pk, {step for step, _ in latest})
+        return previous
+
+    @staticmethod
+    def _upsert_step_hashes(conn: sqlalchemy.Connection) -> Any:
+        from .schema import step_hashes as table
+
+        name = conn.dialect.name
+        if name in ("postgresql", "sqlite"):
+            if name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            statement = insert(table)
+            return statement.on_conflict_do_update(
+                index_elements=["experiment_pk", "step", "input_hash"],
+                set_={"output_hash": statement.excluded.output_hash, "used": statement.excluded.used})
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        statement = mysql_insert(table)
+        return statement.on_duplicate_key_update(output_hash=statement.inserted.output_hash,
+                                                 used=statement.inserted.used)
+
+    @staticmethod
+    def _prune(conn: sqlalchemy.Connection, pk: int, steps: set[str]) -> None:
+        """Forget all but the newest :data:`STEP_HASH_LIMIT` inputs of each step."""
+        import sqlalchemy as sa
+
+        from .schema import step_hashes as table
+
+        for step in steps:
+            mine = (table.c.experiment_pk == pk, table.c.step == step)
+            cutoff = conn.execute(sa.select(table.c.used).where(*mine).order_by(table.c.used.desc())
+                                  .offset(STEP_HASH_LIMIT).limit(1)).scalar()
+            if cutoff is not None:
+                conn.execute(table.delete().where(*mine, table.c.used <= cutoff))
