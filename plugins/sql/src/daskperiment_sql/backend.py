@@ -30,7 +30,7 @@ from daskperiment.backends import Backend
 from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
                                   TRIAL_FIELDS, MetricSeries, TrialOutcome, TrialRecord, TrialStart)
 
-from . import codec
+from . import codec, postgres
 from .connection import ConnectionSpec, adopt_engine, engine_for, translate_error
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("daskperiment.sql")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 #: Ids per ``IN (…)`` list: far below every dialect's limit on bound parameters.
 BATCH_IDS = 5_000
@@ -64,6 +65,31 @@ def _guarded(action: str) -> Callable[[_F], _F]:
 
 def _batches(ids: list[int]) -> Iterable[list[int]]:
     return (ids[i:i + BATCH_IDS] for i in range(0, len(ids), BATCH_IDS))
+
+
+def _fetch_raw(conn: sqlalchemy.Connection, sql: str) -> list[Any]:
+    """Rows of ``sql`` straight from the driver's cursor (no SQLAlchemy row objects: large reads)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _latest(entries: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+    """The last output per ``(step, input)``: what is stored after the batch."""
+    return {(step, input_hash): output_hash for step, input_hash, output_hash in entries}
+
+
+def _previous(entries: list[tuple[str, str, str]], known: dict[tuple[str, str], str]) -> list[str | None]:
+    """The output stored before each entry (a later entry sees an earlier one of the same batch)."""
+    seen = dict(known)
+    previous: list[str | None] = []
+    for step, input_hash, output_hash in entries:
+        previous.append(seen.get((step, input_hash)))
+        seen[(step, input_hash)] = output_hash
+    return previous
 
 
 class SQLBackend(Backend):
@@ -130,12 +156,36 @@ class SQLBackend(Backend):
                 engine = self._engine
         return engine
 
-    def _write(self) -> Any:
-        """A connection for a write transaction (``with self._write() as conn, conn.begin():``)."""
-        return self.engine().connect().execution_options(daskperiment_write=True)
+    def _transaction(self, work: Callable[[sqlalchemy.Connection], _T], write: bool = True) -> _T:
+        """Run ``work`` in one transaction and commit it.
 
-    def _read(self) -> Any:
-        return self.engine().connect()
+        A connection found dead before the commit was sent (the server restarted since it
+        was pooled, or went down mid-transaction) means the transaction did not happen, so
+        it is retried once on a fresh connection: after a restart the next call just works,
+        without a ping before every checkout. A failure during the commit is never retried
+        (the commit may have landed), and a server still down is an error at once.
+        """
+        import sqlalchemy as sa
+
+        engine = self.engine()
+        for attempt in (1, 2):
+            committing = False
+            with engine.connect() as conn:
+                try:
+                    if write:
+                        conn = conn.execution_options(daskperiment_write=True)
+                    transaction = conn.begin()
+                    result = work(conn)
+                    committing = True
+                    transaction.commit()
+                    return result
+                except sa.exc.DBAPIError as exc:
+                    if attempt == 2 or committing or not exc.connection_invalidated:
+                        raise
+                    logger.info("SQLBackend(%r): connection lost (%s); retrying on a new connection",
+                                self.uri, type(exc.orig).__name__)
+        raise AssertionError("unreachable")
+
 
     def close(self) -> None:
         """Close this process's pooled connections to the database; they reopen on next use."""
@@ -151,11 +201,8 @@ class SQLBackend(Backend):
         from .schema import experiments
 
         query = sa.select(experiments.c.experiment_pk).where(experiments.c.name == self.experiment_id)
-        if conn is not None:
-            pk = conn.execute(query).scalar()
-        else:
-            with self._read() as read:
-                pk = read.execute(query).scalar()
+        pk = conn.execute(query).scalar() if conn is not None else \
+            self._transaction(lambda c: c.execute(query).scalar(), write=False)
         if pk is None and create:
             pk = self._create_experiment()
         if pk is not None:
@@ -167,14 +214,12 @@ class SQLBackend(Backend):
 
         from .schema import experiments
 
+        insert = experiments.insert().values(name=self.experiment_id, last_trial_id=0, created=time.time())
         try:
-            with self._write() as conn, conn.begin():
-                return int(conn.execute(experiments.insert().values(
-                    name=self.experiment_id, last_trial_id=0, created=time.time())).inserted_primary_key[0])
+            return int(self._transaction(lambda conn: conn.execute(insert).inserted_primary_key[0]))
         except sa.exc.IntegrityError:  # another process created it first
-            with self._read() as conn:
-                return int(conn.execute(sa.select(experiments.c.experiment_pk).where(
-                    experiments.c.name == self.experiment_id)).scalar_one())
+            query = sa.select(experiments.c.experiment_pk).where(experiments.c.name == self.experiment_id)
+            return int(self._transaction(lambda conn: conn.execute(query).scalar_one(), write=False))
 
     def _writing_pk(self) -> int:
         pk = self._pk(create=True)
@@ -185,10 +230,15 @@ class SQLBackend(Backend):
     @_guarded("allocating a trial id")
     def start_trial(self, record: TrialStart) -> int:
         pk = self._writing_pk()
-        with self._write() as conn, conn.begin():
+        if self.dialect == "postgresql":
+            return self._transaction(lambda conn: postgres.start_trial(conn, pk, record))
+
+        def start(conn: sqlalchemy.Connection) -> int:
             trial_id = self._next_trial_id(conn, pk)
             self._insert_trial(conn, pk, trial_id, record)
-        return trial_id
+            return trial_id
+
+        return self._transaction(start)
 
     def _next_trial_id(self, conn: sqlalchemy.Connection, pk: int) -> int:
         """Increment the experiment's counter; its row stays locked until the transaction ends."""
@@ -209,7 +259,8 @@ class SQLBackend(Backend):
         from .schema import parameters, trials
 
         row: dict[str, Any] = {"experiment_pk": pk, "trial_id": trial_id}
-        row.update((f, codec.dumps(record.get(f)) if f in JSON_FIELDS else record.get(f)) for f in START_FIELDS)
+        row.update((f, codec.dumps(record.get(f)) if f in JSON_FIELDS else codec.text_safe(f, record.get(f)))
+                   for f in START_FIELDS)
         if outcome is not None:
             row.update(self._outcome_row(outcome))
         conn.execute(trials.insert(), row)
@@ -219,15 +270,15 @@ class SQLBackend(Backend):
 
     @staticmethod
     def _outcome_row(outcome: Mapping[str, Any]) -> dict[str, Any]:
-        row = {f: codec.dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS}
+        row = {f: codec.dumps(outcome.get(f)) if f in JSON_FIELDS else codec.text_safe(f, outcome.get(f))
+               for f in OUTCOME_FIELDS}
         row["result_number"] = codec.result_number(outcome.get("result"))
         return row
 
     @_guarded("storing a trial outcome")
     def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
         pk = self._writing_pk()
-        with self._write() as conn, conn.begin():
-            self._update_outcome(conn, pk, trial_id, outcome)
+        self._transaction(lambda conn: self._update_outcome(conn, pk, trial_id, outcome))
 
     def _update_outcome(self, conn: sqlalchemy.Connection, pk: int, trial_id: int,
                         outcome: Mapping[str, Any]) -> None:
@@ -242,10 +293,8 @@ class SQLBackend(Backend):
 
         from .schema import experiments
 
-        with self._read() as conn:
-            value = conn.execute(sa.select(experiments.c.last_trial_id).where(
-                experiments.c.name == self.experiment_id)).scalar()
-        return int(value or 0)
+        query = sa.select(experiments.c.last_trial_id).where(experiments.c.name == self.experiment_id)
+        return int(self._transaction(lambda conn: conn.execute(query).scalar(), write=False) or 0)
 
     @_guarded("loading trials")
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
@@ -258,13 +307,15 @@ class SQLBackend(Backend):
             return []
         fields = ("trial_id", *TRIAL_FIELDS)
         query = sa.select(*(trials.c[f] for f in fields)).where(trials.c.experiment_pk == pk)
-        with self._read() as conn:
-            if trial_ids is None:
-                rows = conn.execute(query.order_by(trials.c.trial_id)).all()
-            else:
-                ids = sorted({int(t) for t in trial_ids})
-                rows = [row for batch in _batches(ids) for row in conn.execute(
-                    query.where(trials.c.trial_id.in_(batch)).order_by(trials.c.trial_id)).all()]
+        ids = None if trial_ids is None else sorted({int(t) for t in trial_ids})
+
+        def read(conn: sqlalchemy.Connection) -> list[Any]:
+            if ids is None:
+                return list(conn.execute(query.order_by(trials.c.trial_id)).all())
+            return [row for batch in _batches(ids) for row in conn.execute(
+                query.where(trials.c.trial_id.in_(batch)).order_by(trials.c.trial_id)).all()]
+
+        rows = self._transaction(read, write=False)
         if not rows:
             return []
         columns = [list(c) for c in zip(*rows)]
@@ -287,14 +338,7 @@ class SQLBackend(Backend):
         if pk is None:
             return {field: [] for field in names}
         sql = f"SELECT {', '.join(names)} FROM dp_trials WHERE experiment_pk = {int(pk)} ORDER BY trial_id"
-        with self._read() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()
-            try:
-                cursor.execute(sql)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-            conn.rollback()
+        rows = self._transaction(lambda conn: _fetch_raw(conn, sql), write=False)
         if not rows:
             return {field: [] for field in names}
         columns = {name: list(column) for name, column in zip(names, zip(*rows))}
@@ -311,18 +355,20 @@ class SQLBackend(Backend):
 
         pk = self._writing_pk()
         trial_id = int(record["trial_id"])
-        with self._write() as conn, conn.begin():
-            import sqlalchemy as sa
+        import sqlalchemy as sa
 
+        def store(conn: sqlalchemy.Connection) -> None:
             exists = conn.execute(sa.select(trials.c.trial_id).where(
                 trials.c.experiment_pk == pk, trials.c.trial_id == trial_id)).scalar()
             if exists is None:
                 self._insert_trial(conn, pk, trial_id, record, record)
-            else:
+            elif record.get("finished") is not None or record.get("success") is not None:
                 self._update_outcome(conn, pk, trial_id, record)
             conn.execute(experiments.update().where(experiments.c.experiment_pk == pk,
                                                     experiments.c.last_trial_id < trial_id)
                          .values(last_trial_id=trial_id))
+
+        self._transaction(store)
 
     # ---- metrics -------------------------------------------------------------------------------
     @_guarded("saving metrics")
@@ -335,11 +381,7 @@ class SQLBackend(Backend):
         rows = [{"experiment_pk": pk, "trial_id": int(trial_id), "key": key, "n_points": n, "epoch_kind": kind,
                  "epochs": e, "vals": v}
                 for n, kind, e, v in codec.metric_chunks(epochs, values, METRIC_CHUNK_POINTS, self._big_endian)]
-        with self._write() as conn, conn.begin():
-            if len(rows) == 1:
-                conn.execute(metrics.insert().values(rows[0]))
-            else:
-                conn.execute(metrics.insert(), rows)
+        self._transaction(lambda conn: conn.execute(metrics.insert(), rows))
 
     @property
     def _big_endian(self) -> bool:
@@ -353,12 +395,11 @@ class SQLBackend(Backend):
         pk = self._pk()
         if pk is None:
             return {}
-        rows: list[Any] = []
-        with self._read() as conn:
+        def read(conn: sqlalchemy.Connection) -> list[Any]:
             dbapi = conn.connection.dbapi_connection
-            for batch in _batches(ids):
-                rows += self._fetch_metric_rows(dbapi, pk, key, batch)
-            conn.rollback()
+            return [row for batch in _batches(ids) for row in self._fetch_metric_rows(dbapi, pk, key, batch)]
+
+        rows = self._transaction(read, write=False)
         return codec.decode_metrics(rows, self._big_endian)
 
     def _fetch_metric_rows(self, dbapi: Any, pk: int, key: str, ids: list[int]) -> list[Any]:
@@ -392,8 +433,7 @@ class SQLBackend(Backend):
         query = sa.select(metrics.c.key).distinct().where(metrics.c.experiment_pk == pk)
         if trial_id is not None:
             query = query.where(metrics.c.trial_id == int(trial_id))
-        with self._read() as conn:
-            return sorted(conn.execute(query).scalars())
+        return sorted(self._transaction(lambda conn: list(conn.execute(query).scalars()), write=False))
 
     # ---- persisted step results -----------------------------------------------------------------
     @_guarded("saving a persisted result")
@@ -405,9 +445,11 @@ class SQLBackend(Backend):
         view = memoryview(data)
         rows = [{"experiment_pk": pk, "step": step, "trial_id": int(trial_id), "chunk": i // CHUNK_BYTES,
                  "data": bytes(view[i:i + CHUNK_BYTES])} for i in range(0, max(len(view), 1), CHUNK_BYTES)]
-        with self._write() as conn, conn.begin():
+        def store(conn: sqlalchemy.Connection) -> None:
             conn.execute(persisted.delete().where(*where))
             conn.execute(persisted.insert(), rows)
+
+        self._transaction(store)
 
     @_guarded("loading a persisted result")
     def load_persisted(self, step: str, trial_id: int) -> bytes | None:
@@ -418,10 +460,9 @@ class SQLBackend(Backend):
         pk = self._pk()
         if pk is None:
             return None
-        with self._read() as conn:
-            chunks = conn.execute(sa.select(persisted.c.data).where(
-                persisted.c.experiment_pk == pk, persisted.c.step == step,
-                persisted.c.trial_id == int(trial_id)).order_by(persisted.c.chunk)).scalars().all()
+        query = sa.select(persisted.c.data).where(persisted.c.experiment_pk == pk, persisted.c.step == step,
+                                                  persisted.c.trial_id == int(trial_id)).order_by(persisted.c.chunk)
+        chunks = self._transaction(lambda conn: list(conn.execute(query).scalars()), write=False)
         return b"".join(bytes(c) for c in chunks) if chunks else None
 
     # ---- documents ----------------------------------------------------------------------------------
@@ -433,8 +474,7 @@ class SQLBackend(Backend):
 
         pk = self._writing_pk()
         row = {"experiment_pk": pk, "kind": kind, "digest": digest, "body": codec.dumps(document)}
-        with self._write() as conn, conn.begin():
-            conn.execute(self._insert_ignoring_duplicates(conn, documents), row)
+        self._transaction(lambda conn: conn.execute(self._insert_ignoring_duplicates(conn, documents), row))
         self._documents.add((kind, digest))
 
     @staticmethod
@@ -459,9 +499,9 @@ class SQLBackend(Backend):
         pk = self._pk()
         if pk is None:
             return None
-        with self._read() as conn:
-            body = conn.execute(sa.select(documents.c.body).where(
-                documents.c.experiment_pk == pk, documents.c.kind == kind, documents.c.digest == digest)).scalar()
+        query = sa.select(documents.c.body).where(documents.c.experiment_pk == pk, documents.c.kind == kind,
+                                                  documents.c.digest == digest)
+        body = self._transaction(lambda conn: conn.execute(query).scalar(), write=False)
         return None if body is None else codec.loads_column([body])[0]
 
     # ---- purity --------------------------------------------------------------------------------------
@@ -470,19 +510,26 @@ class SQLBackend(Backend):
         if not entries:
             return []
         pk = self._writing_pk()
-        with self._write() as conn, conn.begin():
-            return self._swap(conn, pk, entries)
+        return self._transaction(lambda conn: self._swap(conn, pk, entries))
 
     @_guarded("completing a trial")
     def complete_trial(self, trial_id: int, outcome: TrialOutcome,
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
         pk = self._writing_pk()
-        try:
-            with self._write() as conn, conn.begin():
-                previous = self._swap(conn, pk, step_hashes) if step_hashes else []
-                self._update_outcome(conn, pk, trial_id, outcome)
+        def complete(conn: sqlalchemy.Connection) -> list[str | None]:
+            if self.dialect == "postgresql":
+                latest = _latest(step_hashes)
+                known = postgres.complete_trial(conn, pk, int(trial_id), self._outcome_row(outcome),
+                                                self._stamped(latest))
+                self._count_for_pruning(conn, pk, latest)
+                return _previous(step_hashes, known)
+            previous = self._swap(conn, pk, step_hashes) if step_hashes else []
+            self._update_outcome(conn, pk, trial_id, outcome)
             return previous
+
+        try:
+            return self._transaction(complete)
         except BaseException:
             self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
             raise
@@ -502,20 +549,23 @@ class SQLBackend(Backend):
                         table.c.experiment_pk == pk,
                         sa.tuple_(table.c.step, table.c.input_hash).in_(pairs))):
                 known[(step, input_hash)] = output_hash
-        previous: list[str | None] = []
-        latest: dict[tuple[str, str], str] = {}
-        for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
-            previous.append(latest.get((step, input_hash), known.get((step, input_hash))))
-            latest[(step, input_hash)] = output_hash
-        now = time.time_ns()
-        rows = [{"experiment_pk": pk, "step": s, "input_hash": i, "output_hash": o, "used": now + n}
-                for n, ((s, i), o) in enumerate(latest.items())]
+        latest = _latest(entries)
+        rows = [{"experiment_pk": pk, "step": s, "input_hash": i, "output_hash": o, "used": used}
+                for s, i, o, used in self._stamped(latest)]
         conn.execute(self._upsert_step_hashes(conn), rows)
-        self._unpruned += len(rows)
+        self._count_for_pruning(conn, pk, latest)
+        return _previous(entries, known)
+
+    def _count_for_pruning(self, conn: sqlalchemy.Connection, pk: int, latest: dict[tuple[str, str], str]) -> None:
+        self._unpruned += len(latest)
         if self._unpruned >= PRUNE_EVERY:
             self._unpruned = 0
             self._prune(conn, pk, {step for step, _ in latest})
-        return previous
+
+    def _stamped(self, latest: dict[tuple[str, str], str]) -> list[tuple[str, str, str, int]]:
+        """``(step, input, output, used)`` rows: a recency stamp in nanoseconds, increasing within the batch."""
+        now = time.time_ns()
+        return [(s, i, o, now + n) for n, ((s, i), o) in enumerate(latest.items())]
 
     @staticmethod
     def _upsert_step_hashes(conn: sqlalchemy.Connection) -> Any:

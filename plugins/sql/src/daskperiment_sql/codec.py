@@ -36,6 +36,17 @@ def loads_column(texts: list[str | None]) -> list[Any]:
     return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
 
 
+#: Free-text fields of a trial: PostgreSQL text cannot hold NUL, so it is stored as U+FFFD there.
+FREE_TEXT_FIELDS = ("host", "sweep", "result_type", "description", "traceback")
+
+
+def text_safe(field: str, value: Any) -> Any:
+    """``value`` with NUL characters replaced when ``field`` is free text (see :data:`FREE_TEXT_FIELDS`)."""
+    if field in FREE_TEXT_FIELDS and type(value) is str and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 def result_number(result: Any) -> float | None:
     """The result as a number for ``ORDER BY result``, when it is one (booleans are not)."""
     if type(result) in (int, float) and (type(result) is float or abs(result) < 2**63):
@@ -69,8 +80,8 @@ def parameter_rows(experiment_pk: int, trial_id: int, parameters: dict[str, Any]
             row.update(kind="int", value_number=float(value) if abs(value) < 2**1023 else None)
         elif kind is float:
             row.update(kind="float", value_number=value if math.isfinite(value) else None)
-        elif kind is str:
-            row.update(kind="text", value_text=value, value_time=_as_time(value))
+        elif kind is str:  # PostgreSQL text cannot hold NUL: such a value is in value_json only
+            row.update(kind="text", value_text=None if "\x00" in value else value, value_time=_as_time(value))
         elif value is None:
             row.update(kind="null")
         else:

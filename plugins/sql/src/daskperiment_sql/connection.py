@@ -121,8 +121,7 @@ def build_engine(spec: ConnectionSpec) -> sqlalchemy.Engine:
     if spec.dialect == "sqlite":
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
     else:
-        # a dead pooled connection (server restarted) is replaced at checkout, so the next call works
-        kwargs["pool_pre_ping"] = True
+        # no ping per checkout: a connection found dead is retried once (see SQLBackend._transaction)
         kwargs["pool_size"] = 8
         if "connect_timeout" not in url.query:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}

@@ -1,0 +1,88 @@
+"""PostgreSQL's one-statement versions of the two writes every trial makes.
+
+A trial starts and ends with a write (``start_trial``, ``complete_trial``); the generic
+path takes three to four statements each, one network round trip apiece. PostgreSQL's
+data-modifying ``WITH`` queries do each in one statement (all parts see one snapshot and
+commit together), which is what keeps a trial on PostgreSQL within 2× the local backend.
+Arrays (``unnest``) carry the variable-length parts: the typed parameters, the step hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from daskperiment.records import JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS
+
+from . import codec
+
+if TYPE_CHECKING:
+    import sqlalchemy
+
+_PARAMETER_ARRAYS = (("name", "text"), ("kind", "text"), ("value_number", "float8"), ("value_text", "text"),
+                     ("value_bool", "boolean"), ("value_time", "timestamp"), ("value_json", "text"))
+
+START_TRIAL = f"""
+WITH next AS (
+    UPDATE dp_experiments SET last_trial_id = last_trial_id + 1 WHERE experiment_pk = %(pk)s
+    RETURNING last_trial_id AS trial_id),
+trial AS (
+    INSERT INTO dp_trials (experiment_pk, trial_id, {', '.join(START_FIELDS)})
+    SELECT %(pk)s, trial_id, {', '.join(f'%({f})s' for f in START_FIELDS)} FROM next
+    RETURNING trial_id),
+typed AS (
+    INSERT INTO dp_parameters (experiment_pk, trial_id, {', '.join(c for c, _ in _PARAMETER_ARRAYS)})
+    SELECT %(pk)s, trial.trial_id, p.* FROM trial,
+        unnest({', '.join(f'%(p_{c})s::{t}[]' for c, t in _PARAMETER_ARRAYS)}) AS p)
+SELECT trial_id FROM trial
+"""
+
+_OUTCOME_COLUMNS = (*OUTCOME_FIELDS, "result_number")
+
+COMPLETE_TRIAL = f"""
+WITH entries AS (
+    SELECT * FROM unnest(%(steps)s::text[], %(inputs)s::text[], %(outputs)s::text[], %(used)s::int8[])
+        AS e(step, input_hash, output_hash, used)),
+old AS (
+    SELECT h.step, h.input_hash, h.output_hash FROM dp_step_hashes h
+    JOIN entries e ON h.step = e.step AND h.input_hash = e.input_hash WHERE h.experiment_pk = %(pk)s),
+stored AS (
+    INSERT INTO dp_step_hashes (experiment_pk, step, input_hash, output_hash, used)
+    SELECT %(pk)s, step, input_hash, output_hash, used FROM entries
+    ON CONFLICT (experiment_pk, step, input_hash)
+    DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used),
+outcome AS (
+    UPDATE dp_trials SET {', '.join(f'{c} = %({c})s' for c in _OUTCOME_COLUMNS)}
+    WHERE experiment_pk = %(pk)s AND trial_id = %(trial_id)s)
+SELECT step, input_hash, output_hash FROM old
+"""
+
+
+def start_trial(conn: sqlalchemy.Connection, pk: int, record: Mapping[str, Any]) -> int:
+    """Allocate the next id and store the trial with its typed parameters: one statement."""
+    params: dict[str, Any] = {"pk": pk}
+    params.update((f, codec.dumps(record.get(f)) if f in JSON_FIELDS else codec.text_safe(f, record.get(f)))
+                  for f in START_FIELDS)
+    rows = codec.parameter_rows(pk, 0, record.get("parameters"))
+    for column, _ in _PARAMETER_ARRAYS:
+        params[f"p_{column}"] = [row[column] for row in rows]
+    return int(_execute(conn, START_TRIAL, params)[0][0])
+
+
+def complete_trial(conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome_row: Mapping[str, Any],
+                   stamped: list[tuple[str, str, str, int]]) -> dict[tuple[str, str], str]:
+    """Store the outcome and the step hashes; return the outputs stored before: one statement."""
+    params: dict[str, Any] = {"pk": pk, "trial_id": trial_id, **{c: outcome_row[c] for c in _OUTCOME_COLUMNS}}
+    for name, column in zip(("steps", "inputs", "outputs", "used"), zip(*stamped) if stamped else ([],) * 4):
+        params[name] = list(column)
+    return {(step, input_hash): output for step, input_hash, output in _execute(conn, COMPLETE_TRIAL, params)}
+
+
+def _execute(conn: sqlalchemy.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Through psycopg's own cursor: SQLAlchemy adds nothing to a fixed statement on the hot path."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
