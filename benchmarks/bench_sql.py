@@ -52,7 +52,8 @@ def _fill_sql(backend: Any, n: int) -> None:
 
     pk = backend._writing_pk()
     now = time.time()
-    with backend._write() as conn, conn.begin():
+
+    def write(conn: Any) -> None:
         for start in range(1, n + 1, 10_000):
             ids = range(start, min(start + 10_000, n + 1))
             conn.execute(schema.trials.insert(), [
@@ -64,6 +65,8 @@ def _fill_sql(backend: Any, n: int) -> None:
                 row for i in ids for row in codec.parameter_rows(pk, i, {"a": i - 1, "b": 2})])
         conn.execute(schema.experiments.update().where(schema.experiments.c.experiment_pk == pk)
                      .values(last_trial_id=n))
+
+    backend._transaction(write)
 
 
 def history(backend: Any, n: int, fill: Callable[[Any, int], None]) -> dict[str, float]:

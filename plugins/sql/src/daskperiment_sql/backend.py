@@ -156,23 +156,29 @@ class SQLBackend(Backend):
                 engine = self._engine
         return engine
 
-    def _transaction(self, work: Callable[[sqlalchemy.Connection], _T], write: bool = True) -> _T:
+    def _transaction(self, work: Callable[[sqlalchemy.Connection], _T], write: bool = True,
+                     one_statement: bool = False) -> _T:
         """Run ``work`` in one transaction and commit it.
 
-        A connection found dead before the commit was sent (the server restarted since it
-        was pooled, or went down mid-transaction) means the transaction did not happen, so
-        it is retried once on a fresh connection: after a restart the next call just works,
-        without a ping before every checkout. A failure during the commit is never retried
-        (the commit may have landed), and a server still down is an error at once.
+        A connection that died before the commit was sent (the server went down
+        mid-transaction) means the transaction did not happen, so it is retried once on a
+        fresh connection; a failure during the commit is never retried (the commit may
+        have landed), and a server still down is an error at once. Connections that died
+        while pooled are replaced at checkout (:mod:`.connection`). ``one_statement`` work
+        runs in autocommit mode on PostgreSQL (one statement is atomic: no ``BEGIN`` and
+        ``COMMIT`` round trips) and is not retried.
         """
         import sqlalchemy as sa
 
         engine = self.engine()
+        autocommit = one_statement and self.dialect == "postgresql"
         for attempt in (1, 2):
-            committing = False
+            committing = autocommit
             with engine.connect() as conn:
                 try:
-                    if write:
+                    if autocommit:
+                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    elif write:
                         conn = conn.execution_options(daskperiment_write=True)
                     transaction = conn.begin()
                     result = work(conn)
@@ -231,7 +237,7 @@ class SQLBackend(Backend):
     def start_trial(self, record: TrialStart) -> int:
         pk = self._writing_pk()
         if self.dialect == "postgresql":
-            return self._transaction(lambda conn: postgres.start_trial(conn, pk, record))
+            return self._transaction(lambda conn: postgres.start_trial(conn, pk, record), one_statement=True)
 
         def start(conn: sqlalchemy.Connection) -> int:
             trial_id = self._next_trial_id(conn, pk)
@@ -529,7 +535,7 @@ class SQLBackend(Backend):
             return previous
 
         try:
-            return self._transaction(complete)
+            return self._transaction(complete, one_statement=not self._prune_due(step_hashes))
         except BaseException:
             self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
             raise
@@ -555,6 +561,9 @@ class SQLBackend(Backend):
         conn.execute(self._upsert_step_hashes(conn), rows)
         self._count_for_pruning(conn, pk, latest)
         return _previous(entries, known)
+
+    def _prune_due(self, entries: list[tuple[str, str, str]]) -> bool:
+        return self._unpruned + len(entries) >= PRUNE_EVERY
 
     def _count_for_pruning(self, conn: sqlalchemy.Connection, pk: int, latest: dict[tuple[str, str], str]) -> None:
         self._unpruned += len(latest)

@@ -132,7 +132,46 @@ def build_engine(spec: ConnectionSpec) -> sqlalchemy.Engine:
                            "psycopg 3 and MariaDB/MySQL PyMySQL: pip install 'daskperiment[sql]'.") from exc
     if spec.dialect == "sqlite":
         install_sqlite_transactions(engine)
+    else:
+        install_dead_connection_check(engine)
     return engine
+
+
+def install_dead_connection_check(engine: sqlalchemy.Engine) -> None:
+    """Replace a pooled connection whose server hung up, before it is used: no round trip.
+
+    An idle client connection has nothing to read; when its socket is readable, the server
+    closed it (restart, crash, idle timeout). Checking that at checkout costs a ``select``
+    call instead of the ``SELECT 1`` of ``pool_pre_ping``, so after a server restart the
+    next trial simply works, and single-statement writes need no retry that could repeat one.
+    """
+    import select
+
+    from sqlalchemy import event, exc
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        fileno = _socket_fileno(dbapi_connection)
+        if fileno is None or fileno < 0:
+            raise exc.DisconnectionError("connection closed")
+        try:
+            readable, _, _ = select.select([fileno], [], [], 0)
+        except (OSError, ValueError) as error:
+            raise exc.DisconnectionError(str(error)) from error
+        if readable:
+            raise exc.DisconnectionError("the server closed the connection while it was pooled")
+
+
+def _socket_fileno(dbapi_connection: Any) -> int | None:
+    """The socket of a psycopg or PyMySQL connection."""
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is not None:
+        try:
+            return int(pgconn.socket)
+        except Exception:  # noqa: BLE001 - psycopg raises when the connection is closed
+            return None
+    sock = getattr(dbapi_connection, "_sock", None)
+    return None if sock is None else sock.fileno()
 
 
 def adopt_engine(spec: ConnectionSpec, engine: sqlalchemy.Engine) -> None:
