@@ -18,5 +18,5 @@ class TestSQLite(BackendTests, ExperimentTests, BackendStateMachineTests):
 
 class TestPostgreSQL(BackendTests, ExperimentTests, BackendStateMachineTests):
     @pytest.fixture
-    def make_backend(self, postgresql_database: str) -> Callable[[str], SQLBackend]:
-        return lambda experiment_id: SQLBackend(experiment_id, postgresql_database)
+    def make_backend(self, postgresql_url: str) -> Callable[[str], SQLBackend]:
+        return lambda experiment_id: SQLBackend(experiment_id, postgresql_url)
