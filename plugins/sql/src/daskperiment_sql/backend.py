@@ -31,7 +31,7 @@ from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, S
                                   TRIAL_FIELDS, MetricSeries, TrialOutcome, TrialRecord, TrialStart)
 
 from . import codec, postgres
-from .connection import ConnectionSpec, adopt_engine, engine_for, translate_error
+from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -65,16 +65,6 @@ def _guarded(action: str) -> Callable[[_F], _F]:
 
 def _batches(ids: list[int]) -> Iterable[list[int]]:
     return (ids[i:i + BATCH_IDS] for i in range(0, len(ids), BATCH_IDS))
-
-
-def _fetch_raw(conn: sqlalchemy.Connection, sql: str) -> list[Any]:
-    """Rows of ``sql`` straight from the driver's cursor (no SQLAlchemy row objects: large reads)."""
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _latest(entries: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
@@ -344,7 +334,7 @@ class SQLBackend(Backend):
         if pk is None:
             return {field: [] for field in names}
         sql = f"SELECT {', '.join(names)} FROM dp_trials WHERE experiment_pk = {int(pk)} ORDER BY trial_id"
-        rows = self._transaction(lambda conn: _fetch_raw(conn, sql), write=False)
+        rows = self._transaction(lambda conn: execute_raw(conn, sql), write=False)
         if not rows:
             return {field: [] for field in names}
         columns = {name: list(column) for name, column in zip(names, zip(*rows))}
@@ -402,30 +392,17 @@ class SQLBackend(Backend):
         if pk is None:
             return {}
         def read(conn: sqlalchemy.Connection) -> list[Any]:
-            dbapi = conn.connection.dbapi_connection
-            return [row for batch in _batches(ids) for row in self._fetch_metric_rows(dbapi, pk, key, batch)]
+            return [row for batch in _batches(ids) for row in self._fetch_metric_rows(conn, pk, key, batch)]
 
         rows = self._transaction(read, write=False)
         return codec.decode_metrics(rows, self._big_endian)
 
-    def _fetch_metric_rows(self, dbapi: Any, pk: int, key: str, ids: list[int]) -> list[Any]:
+    def _fetch_metric_rows(self, conn: sqlalchemy.Connection, pk: int, key: str, ids: list[int]) -> list[Any]:
         """Raw rows through the driver: psycopg reads bytea in binary (no hex text to decode)."""
-        sql = ("SELECT trial_id, epoch_kind, epochs, vals FROM dp_metrics WHERE experiment_pk = {p} AND key = {p} "
-               f"AND trial_id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY seq")
-        if self.dialect == "postgresql":
-            cursor = dbapi.cursor(binary=True)
-            sql = sql.format(p="%s")
-        elif self.dialect == "sqlite":
-            cursor = dbapi.cursor()
-            sql = sql.format(p="?")
-        else:
-            cursor = dbapi.cursor()
-            sql = sql.format(p="%s")
-        try:
-            cursor.execute(sql, (pk, key))
-            return cursor.fetchall()
-        finally:
-            cursor.close()
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        sql = (f"SELECT trial_id, epoch_kind, epochs, vals FROM dp_metrics WHERE experiment_pk = {mark} "
+               f"AND key = {mark} AND trial_id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY seq")
+        return execute_raw(conn, sql, (pk, key), binary=self.dialect == "postgresql")
 
     @_guarded("listing metric keys")
     def metric_keys(self, trial_id: int | None = None) -> list[str]:

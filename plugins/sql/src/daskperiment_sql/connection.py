@@ -243,3 +243,32 @@ def translate_error(exc: BaseException, display: str, action: str, secret: str |
         return BackendError(f"{where}: permission denied while {action} ({cause}). The database user may read "
                             "but not write: grant INSERT/UPDATE/DELETE on the dp_* tables to write trials.")
     return BackendError(f"{where}: the database refused {action} ({cause}).")
+
+
+def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binary: bool = False) -> list[Any]:
+    """Rows of ``sql`` from the driver's own cursor (no SQLAlchemy rows: large reads, hot paths).
+
+    Driver errors become SQLAlchemy's, and a lost connection is invalidated, exactly as
+    for statements SQLAlchemy runs, so retries and error messages work the same.
+    """
+    import sqlalchemy.exc as sae
+
+    dbapi = conn.connection.dbapi_connection
+    cursor = dbapi.cursor(binary=True) if binary else dbapi.cursor()
+    try:
+        if params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as error:
+        disconnected = conn.dialect.is_disconnect(error, dbapi, cursor)
+        if disconnected:
+            conn.invalidate(error)
+        raise sae.DBAPIError.instance(sql, params, error, conn.dialect.loaded_dbapi.Error,
+                                      connection_invalidated=disconnected, dialect=conn.dialect) from error
+    finally:
+        try:
+            cursor.close()
+        except conn.dialect.loaded_dbapi.Error:
+            pass  # the connection is gone already

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from daskperiment.records import JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS
 
 from . import codec
+from .connection import execute_raw
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -80,9 +81,4 @@ def complete_trial(conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome_
 
 def _execute(conn: sqlalchemy.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
     """Through psycopg's own cursor: SQLAlchemy adds nothing to a fixed statement on the hot path."""
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+    return execute_raw(conn, sql, params)
