@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, MetricSeries, make_backend
+from .backends import Backend, MetricSeries
 from .errors import BackendError
+from .plugins import make_backend
 from .records import START_FIELDS, TRIAL_FIELDS, TrialRecord
 
 __all__ = ["CopyConflictError", "CopyReport", "CopyVerificationError", "copy_experiment"]

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy
 
 import daskperiment
-from daskperiment.backends import get_backend_registry
+from daskperiment.plugins import get_backend_registry
 from daskperiment.errors import BackendError, BackendUnavailableError
 from daskperiment_sql import SCHEMES, SQLBackend
 from daskperiment_sql.connection import ConnectionSpec
@@ -87,7 +87,7 @@ def test_importing_daskperiment_does_not_import_sqlalchemy() -> None:
     code = textwrap.dedent("""
         import sys
         import daskperiment
-        from daskperiment.backends import get_backend_registry
+        from daskperiment.plugins import get_backend_registry
         from daskperiment.plugins import list_plugins
         assert 'sql' in [row['name'] for row in list_plugins()]
         assert 'sqlite' in get_backend_registry().schemes
