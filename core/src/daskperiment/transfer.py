@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from .backends import Backend, MetricSeries
 from .errors import BackendError
 from .plugins import make_backend
-from .records import START_FIELDS, TRIAL_FIELDS, TrialRecord
+from .records import START_FIELDS, TRIAL_FIELDS
 
 __all__ = ["CopyConflictError", "CopyReport", "CopyVerificationError", "copy_experiment"]
 
@@ -87,12 +88,12 @@ def copy_experiment(experiment_id: str, source: Any, target: Any, *, verify: boo
     return report
 
 
-def _copy_documents(src: Backend, dst: Backend, records: list[TrialRecord],
+def _copy_documents(src: Backend, dst: Backend, records: list[dict[str, Any]],
                     report: CopyReport) -> dict[str, dict[str, Any]]:
     """Every document a trial references (before the trials, so none references a missing one)."""
     code: dict[str, dict[str, Any]] = {}
     for kind in DOCUMENT_KINDS:
-        for digest in sorted({r.get(kind) for r in records if r.get(kind)}):  # type: ignore[misc]
+        for digest in _digests(records, kind):
             document = src.load_document(kind, digest)
             if document is None:
                 continue
@@ -107,14 +108,18 @@ def _copy_documents(src: Backend, dst: Backend, records: list[TrialRecord],
     return code
 
 
-def _normalised(record: TrialRecord | dict[str, Any]) -> dict[str, Any]:
+def _digests(records: list[dict[str, Any]], kind: str) -> list[str]:
+    """The distinct digests of ``kind`` documents the trials reference."""
+    return sorted({str(r[kind]) for r in records if r.get(kind)})
+
+
+def _normalised(record: Mapping[str, Any]) -> dict[str, Any]:
     values = {f: record.get(f) for f in TRIAL_FIELDS}
-    if values["result_pickle"] is not None:
-        values["result_pickle"] = bytes(values["result_pickle"])
+    values["result_pickle"] = _bytes(values["result_pickle"])
     return values
 
 
-def _copy_trial(src: Backend, dst: Backend, record: TrialRecord, present: TrialRecord | None,
+def _copy_trial(src: Backend, dst: Backend, record: dict[str, Any], present: dict[str, Any] | None,
                 report: CopyReport) -> None:
     if present is None:
         dst.import_trial(record)
@@ -166,14 +171,14 @@ def _bytes(data: Any) -> bytes | None:
     return None if data is None else bytes(data)
 
 
-def verify_copy(src: Backend, dst: Backend, records: list[TrialRecord],
+def verify_copy(src: Backend, dst: Backend, records: list[dict[str, Any]],
                 code_documents: dict[str, dict[str, Any]]) -> None:
     """Read everything back from the target and compare it with the source."""
     ids = [r["trial_id"] for r in records]
     copied = {r["trial_id"]: _normalised(r) for r in dst.load_trials(ids)}
     problems = [f"trial {r['trial_id']}" for r in records if copied.get(r["trial_id"]) != _normalised(r)]
     for kind in DOCUMENT_KINDS:
-        for digest in sorted({r.get(kind) for r in records if r.get(kind)}):  # type: ignore[misc]
+        for digest in _digests(records, kind):
             if src.load_document(kind, digest) != dst.load_document(kind, digest):
                 problems.append(f"{kind} document {digest}")
     for record in records:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from daskperiment.backends import Backend
 from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
-                                  TRIAL_FIELDS, MetricSeries, TrialOutcome, TrialRecord, TrialStart)
+                                  TRIAL_FIELDS, MetricSeries)
 
 from . import codec, postgres
 from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error
@@ -65,6 +65,10 @@ def _guarded(action: str) -> Callable[[_F], _F]:
 
 def _batches(ids: list[int]) -> Iterable[list[int]]:
     return (ids[i:i + BATCH_IDS] for i in range(0, len(ids), BATCH_IDS))
+
+
+def _first(row: Any) -> Any:
+    return row[0]
 
 
 def _latest(entries: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
@@ -212,7 +216,7 @@ class SQLBackend(Backend):
 
         insert = experiments.insert().values(name=self.experiment_id, last_trial_id=0, created=time.time())
         try:
-            return int(self._transaction(lambda conn: conn.execute(insert).inserted_primary_key[0]))
+            return int(self._transaction(lambda conn: _first(conn.execute(insert).inserted_primary_key)))
         except sa.exc.IntegrityError:  # another process created it first
             query = sa.select(experiments.c.experiment_pk).where(experiments.c.name == self.experiment_id)
             return int(self._transaction(lambda conn: conn.execute(query).scalar_one(), write=False))
@@ -224,7 +228,7 @@ class SQLBackend(Backend):
 
     # ---- trials ------------------------------------------------------------------------------
     @_guarded("allocating a trial id")
-    def start_trial(self, record: TrialStart) -> int:
+    def start_trial(self, record: Mapping[str, Any]) -> int:
         pk = self._writing_pk()
         if self.dialect == "postgresql":
             return self._transaction(lambda conn: postgres.start_trial(conn, pk, record), one_statement=True)
@@ -272,7 +276,7 @@ class SQLBackend(Backend):
         return row
 
     @_guarded("storing a trial outcome")
-    def finish_trial(self, trial_id: int, outcome: TrialOutcome) -> None:
+    def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         pk = self._writing_pk()
         self._transaction(lambda conn: self._update_outcome(conn, pk, trial_id, outcome))
 
@@ -293,7 +297,7 @@ class SQLBackend(Backend):
         return int(self._transaction(lambda conn: conn.execute(query).scalar(), write=False) or 0)
 
     @_guarded("loading trials")
-    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[TrialRecord]:
+    def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         import sqlalchemy as sa
 
         from .schema import trials
@@ -323,7 +327,7 @@ class SQLBackend(Backend):
         for name in ("success",):
             i = fields.index(name)
             columns[i] = [None if s is None else bool(s) for s in columns[i]]
-        return [dict(zip(fields, row)) for row in zip(*columns)]  # type: ignore[misc]
+        return [dict(zip(fields, row)) for row in zip(*columns)]
 
     @_guarded("loading the history")
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
@@ -345,7 +349,7 @@ class SQLBackend(Backend):
 
     # ---- copying whole trials ------------------------------------------------------------------
     @_guarded("importing a trial")
-    def import_trial(self, record: TrialRecord) -> None:
+    def import_trial(self, record: Mapping[str, Any]) -> None:
         """Store a whole trial under its own id (any id: gaps are kept); the counter follows."""
         from .schema import experiments, trials
 
@@ -496,7 +500,7 @@ class SQLBackend(Backend):
         return self._transaction(lambda conn: self._swap(conn, pk, entries))
 
     @_guarded("completing a trial")
-    def complete_trial(self, trial_id: int, outcome: TrialOutcome,
+    def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
         pk = self._writing_pk()
@@ -523,7 +527,7 @@ class SQLBackend(Backend):
 
         from .schema import step_hashes as table
 
-        known: dict[tuple[str, str], str | None] = {}
+        known: dict[tuple[str, str], str] = {}
         wanted = list(dict.fromkeys((step, input_hash) for step, input_hash, _ in entries))
         for start in range(0, len(wanted), 500):
             pairs = wanted[start:start + 500]
@@ -558,20 +562,17 @@ class SQLBackend(Backend):
         from .schema import step_hashes as table
 
         name = conn.dialect.name
-        if name in ("postgresql", "sqlite"):
-            if name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            statement = insert(table)
-            return statement.on_conflict_do_update(
-                index_elements=["experiment_pk", "step", "input_hash"],
-                set_={"output_hash": statement.excluded.output_hash, "used": statement.excluded.used})
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
+        if name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
 
-        statement = mysql_insert(table)
-        return statement.on_duplicate_key_update(output_hash=statement.inserted.output_hash,
-                                                 used=statement.inserted.used)
+            upsert = mysql.insert(table)
+            return upsert.on_duplicate_key_update(output_hash=upsert.inserted.output_hash, used=upsert.inserted.used)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        statement = (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+        return statement.on_conflict_do_update(
+            index_elements=["experiment_pk", "step", "input_hash"],
+            set_={"output_hash": statement.excluded.output_hash, "used": statement.excluded.used})
 
     @staticmethod
     def _prune(conn: sqlalchemy.Connection, pk: int, steps: set[str]) -> None:

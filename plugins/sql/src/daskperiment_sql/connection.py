@@ -253,7 +253,7 @@ def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binar
     """
     import sqlalchemy.exc as sae
 
-    dbapi = conn.connection.dbapi_connection
+    dbapi: Any = conn.connection.dbapi_connection
     cursor = dbapi.cursor(binary=True) if binary else dbapi.cursor()
     try:
         if params is None:
