@@ -17,7 +17,7 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'experiments.db'}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """The URL of an empty database of each dialect in turn."""
     return request.getfixturevalue(f"{request.param}_url")
@@ -48,3 +48,21 @@ def postgresql_url():
         engine.dispose()
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def mariadb_url():
+    import os
+    import uuid
+
+    import pymysql
+
+    port = int(os.environ["DEV_MDB_PORT"])
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    conn = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
+    conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    yield f"mysql+pymysql://root@127.0.0.1:{port}/{name}"
+    for engine in list(_engines.values()):
+        engine.dispose()
+    conn.cursor().execute(f"DROP DATABASE {name}")
+    conn.close()

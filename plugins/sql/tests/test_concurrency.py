@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 
+import pytest
+
 import daskperiment
 from daskperiment_sql import SQLBackend
 
@@ -37,7 +39,9 @@ def _run_trials(args: tuple[str, int]) -> int:
     return TRIALS
 
 
-def test_four_processes_write_one_experiment(database_url: str) -> None:
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_four_processes_write_one_experiment(request: pytest.FixtureRequest, dialect: str) -> None:
+    database_url = request.getfixturevalue(f"{dialect}_url")
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(PROCESSES, mp_context=ctx) as pool:
         chunks = list(pool.map(_run_trials, [(database_url, w) for w in range(PROCESSES)]))

@@ -20,3 +20,9 @@ class TestPostgreSQL(BackendTests, ExperimentTests, BackendStateMachineTests):
     @pytest.fixture
     def make_backend(self, postgresql_url: str) -> Callable[[str], SQLBackend]:
         return lambda experiment_id: SQLBackend(experiment_id, postgresql_url)
+
+
+class TestMariaDB(BackendTests, ExperimentTests, BackendStateMachineTests):
+    @pytest.fixture
+    def make_backend(self, mariadb_url: str) -> Callable[[str], SQLBackend]:
+        return lambda experiment_id: SQLBackend(experiment_id, mariadb_url)

@@ -404,8 +404,9 @@ class SQLBackend(Backend):
     def _fetch_metric_rows(self, conn: sqlalchemy.Connection, pk: int, key: str, ids: list[int]) -> list[Any]:
         """Raw rows through the driver: psycopg reads bytea in binary (no hex text to decode)."""
         mark = "?" if self.dialect == "sqlite" else "%s"
+        key_column = conn.dialect.identifier_preparer.quote("key")  # a reserved word in MariaDB
         sql = (f"SELECT trial_id, epoch_kind, epochs, vals FROM dp_metrics WHERE experiment_pk = {mark} "
-               f"AND key = {mark} AND trial_id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY seq")
+               f"AND {key_column} = {mark} AND trial_id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY seq")
         return execute_raw(conn, sql, (pk, key), binary=self.dialect == "postgresql")
 
     @_guarded("listing metric keys")
