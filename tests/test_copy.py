@@ -17,6 +17,7 @@ import pytest
 
 import daskperiment
 from daskperiment.cli import main
+from daskperiment.records import START_FIELDS
 from daskperiment.transfer import CopyConflictError, copy_experiment
 
 KINDS = ("local", "sqlite", "postgresql", "redis", "mongo")
@@ -133,9 +134,7 @@ def test_interrupted_copy_resumes_without_duplicates(backend_of, source_kind: st
     records = source.backend.load_trials()
     for record in records[:2]:
         target.import_trial(record)
-    unfinished = {f: records[2].get(f) for f in ("trial_id", "parameters", "seed", "started", "code",
-                                                  "environment", "host", "pid", "sweep")}
-    target.import_trial(unfinished)  # type: ignore[arg-type]
+    target.import_trial({f: records[2].get(f) for f in ("trial_id", *START_FIELDS)})  # its process died
     loss = source.backend.load_metrics("loss", [2])[2]
     target.save_metrics(2, "loss", loss.epochs[:20], loss.values[:20])
     report = copy_experiment(EXPERIMENT, source.backend, target)

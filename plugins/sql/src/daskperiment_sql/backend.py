@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from daskperiment.backends import Backend
-from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT,
-                                  TRIAL_FIELDS, MetricSeries)
+from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, MetricSeries, empty_record
 
 from . import codec, postgres
 from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error
@@ -259,8 +258,7 @@ class SQLBackend(Backend):
         from .schema import parameters, trials
 
         row: dict[str, Any] = {"experiment_pk": pk, "trial_id": trial_id}
-        row.update((f, codec.dumps(record.get(f)) if f in JSON_FIELDS else codec.text_safe(f, record.get(f)))
-                   for f in START_FIELDS)
+        row.update(codec.start_row(record, codec.TRIAL_COLUMNS))
         if outcome is not None:
             row.update(self._outcome_row(outcome))
         conn.execute(trials.insert(), row)
@@ -270,10 +268,7 @@ class SQLBackend(Backend):
 
     @staticmethod
     def _outcome_row(outcome: Mapping[str, Any]) -> dict[str, Any]:
-        row = {f: codec.dumps(outcome.get(f)) if f in JSON_FIELDS else codec.text_safe(f, outcome.get(f))
-               for f in OUTCOME_FIELDS}
-        row["result_number"] = codec.result_number(outcome.get("result"))
-        return row
+        return codec.outcome_row(outcome, codec.TRIAL_COLUMNS)
 
     @_guarded("storing a trial outcome")
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
@@ -305,8 +300,8 @@ class SQLBackend(Backend):
         pk = self._pk()
         if pk is None:
             return []
-        fields = ("trial_id", *TRIAL_FIELDS)
-        query = sa.select(*(trials.c[f] for f in fields)).where(trials.c.experiment_pk == pk)
+        stored = ("trial_id", *(f for f in TRIAL_FIELDS if f in codec.TRIAL_COLUMNS), "start_extra", "outcome_extra")
+        query = sa.select(*(trials.c[f] for f in stored)).where(trials.c.experiment_pk == pk)
         ids = None if trial_ids is None else sorted({int(t) for t in trial_ids})
 
         def read(conn: sqlalchemy.Connection) -> list[Any]:
@@ -318,22 +313,29 @@ class SQLBackend(Backend):
         rows = self._transaction(read, write=False)
         if not rows:
             return []
-        columns = [list(c) for c in zip(*rows)]
-        for name in JSON_FIELDS:
-            i = fields.index(name)
-            columns[i] = codec.loads_column(columns[i])
-        i = fields.index("result_pickle")
-        columns[i] = [None if b is None else bytes(b) for b in columns[i]]
-        for name in ("success",):
-            i = fields.index(name)
-            columns[i] = [None if s is None else bool(s) for s in columns[i]]
-        return [dict(zip(fields, row)) for row in zip(*columns)]
+        columns = dict(zip(stored, ([*c] for c in zip(*rows))))
+        for name in (*JSON_FIELDS, "start_extra", "outcome_extra"):
+            if name in columns:
+                columns[name] = codec.loads_column(columns[name])
+        columns["result_pickle"] = [None if b is None else bytes(b) for b in columns["result_pickle"]]
+        columns["success"] = [None if v is None else bool(v) for v in columns["success"]]
+        records = []
+        for i in range(len(rows)):
+            record = empty_record(columns["trial_id"][i])
+            record.update((name, column[i]) for name, column in columns.items())
+            for extra in (record.pop("start_extra"), record.pop("outcome_extra")):
+                if extra:
+                    record.update(extra)
+            records.append(record)
+        return records
 
     @_guarded("loading the history")
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
         """Only the columns asked for, in one query; JSON columns parsed with one ``json.loads`` each."""
-        scalars = ["trial_id", "success", *(f for f in fields if f not in (*JSON_FIELDS, "trial_id", "success"))]
-        names = [*scalars, *JSON_FIELDS]
+        scalars = ["trial_id", "success", *(f for f in fields if f in codec.TRIAL_COLUMNS and
+                                            f not in (*JSON_FIELDS, "trial_id", "success"))]
+        texts = [f for f in JSON_FIELDS if f in fields or f in ("parameters", "result")]
+        names = [*scalars, *texts]
         pk = self._pk()
         if pk is None:
             return {field: [] for field in names}
@@ -342,7 +344,7 @@ class SQLBackend(Backend):
         if not rows:
             return {field: [] for field in names}
         columns = {name: list(column) for name, column in zip(names, zip(*rows))}
-        for name in JSON_FIELDS:
+        for name in texts:
             columns[name] = codec.loads_column(columns[name])
         columns["success"] = [None if s is None else bool(s) for s in columns["success"]]
         return columns

@@ -17,11 +17,11 @@ import datetime
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from daskperiment.records import MetricSeries
+from daskperiment.records import JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS, MetricSeries
 
 #: A text parameter that looks like an ISO 8601 date or date-time also gets ``value_time``.
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -36,6 +36,11 @@ def loads_column(texts: list[str | None]) -> list[Any]:
     return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
 
 
+#: The trial fields this schema version has a column for (the others go to the ``*_extra`` JSON columns).
+TRIAL_COLUMNS = frozenset({"result_pickle", "success", "parameters", "seed", "started", "code", "environment", "host",
+                           "pid", "sweep", "result_step", "reproduces", "finished", "process_time", "result",
+                           "result_type", "description", "traceback", "steps"})
+
 #: Free-text fields of a trial: PostgreSQL text cannot hold NUL, so it is stored as U+FFFD there.
 FREE_TEXT_FIELDS = ("host", "sweep", "result_type", "description", "traceback")
 
@@ -45,6 +50,34 @@ def text_safe(field: str, value: Any) -> Any:
     if field in FREE_TEXT_FIELDS and type(value) is str and "\x00" in value:
         return value.replace("\x00", "\ufffd")
     return value
+
+
+def trial_row(record: Mapping[str, Any], fields: tuple[str, ...], columns: frozenset[str],
+              extra_column: str) -> dict[str, Any]:
+    """Column values of ``fields`` of a record: JSON fields as text, free text NUL-safe; fields
+    without a column in this schema version go to ``extra_column`` as one JSON object (they
+    round-trip, and a later schema version can give them a column)."""
+    row: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for field in fields:
+        value = record.get(field)
+        if field not in columns:
+            if value is not None:
+                extra[field] = value
+            continue
+        row[field] = dumps(value) if field in JSON_FIELDS else text_safe(field, value)
+    row[extra_column] = dumps(extra) if extra else None
+    return row
+
+
+def start_row(record: Mapping[str, Any], columns: frozenset[str]) -> dict[str, Any]:
+    return trial_row(record, START_FIELDS, columns, "start_extra")
+
+
+def outcome_row(outcome: Mapping[str, Any], columns: frozenset[str]) -> dict[str, Any]:
+    row = trial_row(outcome, OUTCOME_FIELDS, columns, "outcome_extra")
+    row["result_number"] = result_number(outcome.get("result"))
+    return row
 
 
 def result_number(result: Any) -> float | None:

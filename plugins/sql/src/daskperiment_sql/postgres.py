@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from daskperiment.records import JSON_FIELDS, OUTCOME_FIELDS, START_FIELDS
+from daskperiment.records import OUTCOME_FIELDS, START_FIELDS
 
 from . import codec
 from .connection import execute_raw
@@ -23,13 +23,21 @@ if TYPE_CHECKING:
 _PARAMETER_ARRAYS = (("name", "text"), ("kind", "text"), ("value_number", "float8"), ("value_text", "text"),
                      ("value_bool", "boolean"), ("value_time", "timestamp"), ("value_json", "text"))
 
+def _start_columns() -> tuple[str, ...]:
+    return (*(f for f in START_FIELDS if f in codec.TRIAL_COLUMNS), "start_extra")
+
+
+def _outcome_columns() -> tuple[str, ...]:
+    return (*(f for f in OUTCOME_FIELDS if f in codec.TRIAL_COLUMNS), "outcome_extra", "result_number")
+
+
 START_TRIAL = f"""
 WITH next AS (
     UPDATE dp_experiments SET last_trial_id = last_trial_id + 1 WHERE experiment_pk = %(pk)s
     RETURNING last_trial_id AS trial_id),
 trial AS (
-    INSERT INTO dp_trials (experiment_pk, trial_id, {', '.join(START_FIELDS)})
-    SELECT %(pk)s, trial_id, {', '.join(f'%({f})s' for f in START_FIELDS)} FROM next
+    INSERT INTO dp_trials (experiment_pk, trial_id, {', '.join(_start_columns())})
+    SELECT %(pk)s, trial_id, {', '.join(f'%({f})s' for f in _start_columns())} FROM next
     RETURNING trial_id),
 typed AS (
     INSERT INTO dp_parameters (experiment_pk, trial_id, {', '.join(c for c, _ in _PARAMETER_ARRAYS)})
@@ -37,8 +45,6 @@ typed AS (
         unnest({', '.join(f'%(p_{c})s::{t}[]' for c, t in _PARAMETER_ARRAYS)}) AS p)
 SELECT trial_id FROM trial
 """
-
-_OUTCOME_COLUMNS = (*OUTCOME_FIELDS, "result_number")
 
 COMPLETE_TRIAL = f"""
 WITH entries AS (
@@ -53,7 +59,7 @@ stored AS (
     ON CONFLICT (experiment_pk, step, input_hash)
     DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used),
 outcome AS (
-    UPDATE dp_trials SET {', '.join(f'{c} = %({c})s' for c in _OUTCOME_COLUMNS)}
+    UPDATE dp_trials SET {', '.join(f'{c} = %(o_{c})s' for c in _outcome_columns())}
     WHERE experiment_pk = %(pk)s AND trial_id = %(trial_id)s)
 SELECT step, input_hash, output_hash FROM old
 """
@@ -61,9 +67,7 @@ SELECT step, input_hash, output_hash FROM old
 
 def start_trial(conn: sqlalchemy.Connection, pk: int, record: Mapping[str, Any]) -> int:
     """Allocate the next id and store the trial with its typed parameters: one statement."""
-    params: dict[str, Any] = {"pk": pk}
-    params.update((f, codec.dumps(record.get(f)) if f in JSON_FIELDS else codec.text_safe(f, record.get(f)))
-                  for f in START_FIELDS)
+    params: dict[str, Any] = {"pk": pk, **codec.start_row(record, codec.TRIAL_COLUMNS)}
     rows = codec.parameter_rows(pk, 0, record.get("parameters"))
     for column, _ in _PARAMETER_ARRAYS:
         params[f"p_{column}"] = [row[column] for row in rows]
@@ -73,7 +77,7 @@ def start_trial(conn: sqlalchemy.Connection, pk: int, record: Mapping[str, Any])
 def complete_trial(conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome_row: Mapping[str, Any],
                    stamped: list[tuple[str, str, str, int]]) -> dict[tuple[str, str], str]:
     """Store the outcome and the step hashes; return the outputs stored before: one statement."""
-    params: dict[str, Any] = {"pk": pk, "trial_id": trial_id, **{c: outcome_row[c] for c in _OUTCOME_COLUMNS}}
+    params: dict[str, Any] = {"pk": pk, "trial_id": trial_id, **{f"o_{c}": outcome_row[c] for c in _outcome_columns()}}
     for name, column in zip(("steps", "inputs", "outputs", "used"), zip(*stamped) if stamped else ([],) * 4):
         params[name] = list(column)
     return {(step, input_hash): output for step, input_hash, output in _execute(conn, COMPLETE_TRIAL, params)}

@@ -49,6 +49,9 @@ trials = Table(
     Column("host", TEXT),
     Column("pid", BigInteger),
     Column("sweep", TEXT),
+    Column("result_step", TEXT),
+    Column("reproduces", Integer),
+    Column("start_extra", TEXT),  # JSON object of start fields this schema version has no column for
     # TrialOutcome
     Column("finished", Double),
     Column("process_time", Double),
@@ -59,6 +62,8 @@ trials = Table(
     Column("result_type", TEXT),
     Column("description", TEXT),
     Column("traceback", TEXT),
+    Column("steps", TEXT),  # JSON: step name → its calls in this trial
+    Column("outcome_extra", TEXT),  # JSON object of outcome fields this schema version has no column for
     PrimaryKeyConstraint("experiment_pk", "trial_id"))
 
 parameters = Table(
