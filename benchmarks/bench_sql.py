@@ -98,7 +98,7 @@ def postgresql_server() -> Iterator[str]:
     if external:
         yield external
         return
-    from daskperiment.testing.servers import PostgreSQLServer
+    from pytest_daskperiment.servers import PostgreSQLServer
 
     with PostgreSQLServer() as server:
         yield server.uri
