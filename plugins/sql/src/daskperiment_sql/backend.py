@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from daskperiment.backends import Backend
-from daskperiment.records import HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, MetricSeries, empty_record
+from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries,
+                                  empty_record)
 
 from . import codec, postgres
 from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error
@@ -428,13 +429,13 @@ class SQLBackend(Backend):
     # ---- persisted step results -----------------------------------------------------------------
     @_guarded("saving a persisted result")
     def save_persisted(self, step: str, trial_id: int, data: bytes) -> None:
-        from .schema import CHUNK_BYTES, persisted
+        from .schema import persisted
 
         pk = self._writing_pk()
         where = (persisted.c.experiment_pk == pk, persisted.c.step == step, persisted.c.trial_id == int(trial_id))
-        view = memoryview(data)
-        rows = [{"experiment_pk": pk, "step": step, "trial_id": int(trial_id), "chunk": i // CHUNK_BYTES,
-                 "data": bytes(view[i:i + CHUNK_BYTES])} for i in range(0, max(len(view), 1), CHUNK_BYTES)]
+        rows = [{"experiment_pk": pk, "step": step, "trial_id": int(trial_id), "chunk": i, "data": piece}
+                for i, piece in enumerate(self._chunks(data))]
+
         def store(conn: sqlalchemy.Connection) -> None:
             conn.execute(persisted.delete().where(*where))
             conn.execute(persisted.insert(), rows)
@@ -454,6 +455,94 @@ class SQLBackend(Backend):
                                                   persisted.c.trial_id == int(trial_id)).order_by(persisted.c.chunk)
         chunks = self._transaction(lambda conn: list(conn.execute(query).scalars()), write=False)
         return b"".join(bytes(c) for c in chunks) if chunks else None
+
+    # ---- step cache ---------------------------------------------------------------------------------
+    supports_cache = True
+
+    @staticmethod
+    def _chunks(data: bytes) -> list[bytes]:
+        """Pieces of at most ``CHUNK_BYTES`` (MariaDB's packet limit); one empty piece for empty data."""
+        from .schema import CHUNK_BYTES
+
+        view = memoryview(data)
+        return [bytes(view[i:i + CHUNK_BYTES]) for i in range(0, max(len(view), 1), CHUNK_BYTES)]
+
+    @_guarded("saving a cached step output")
+    def save_cached(self, digest: str, data: bytes) -> None:
+        """Content-addressed: an entry already stored (by anyone) is left as it is."""
+        import sqlalchemy as sa
+
+        from .schema import cache_chunks, cache_entries
+
+        pk = self._writing_pk()
+
+        def store(conn: sqlalchemy.Connection) -> None:
+            present = conn.execute(sa.select(cache_entries.c.digest).where(
+                cache_entries.c.experiment_pk == pk, cache_entries.c.digest == digest)).scalar()
+            if present is not None:
+                return
+            conn.execute(cache_entries.insert().values(experiment_pk=pk, digest=digest, size=len(data),
+                                                       last_used=time.time()))
+            conn.execute(cache_chunks.insert(), [{"experiment_pk": pk, "digest": digest, "chunk": i, "data": piece}
+                                                 for i, piece in enumerate(self._chunks(data))])
+
+        try:
+            self._transaction(store)
+        except sa.exc.IntegrityError:  # another process stored the same digest meanwhile: same content
+            pass
+
+    @_guarded("loading a cached step output")
+    def load_cached(self, digest: str) -> bytes | None:
+        import sqlalchemy as sa
+
+        from .schema import cache_chunks, cache_entries
+
+        pk = self._pk()
+        if pk is None:
+            return None
+
+        def load(conn: sqlalchemy.Connection) -> list[Any]:
+            pieces = list(conn.execute(sa.select(cache_chunks.c.data).where(
+                cache_chunks.c.experiment_pk == pk, cache_chunks.c.digest == digest)
+                .order_by(cache_chunks.c.chunk)).scalars())
+            if pieces:
+                conn.execute(cache_entries.update().where(cache_entries.c.experiment_pk == pk,
+                                                          cache_entries.c.digest == digest)
+                             .values(last_used=time.time()))
+            return pieces
+
+        pieces = self._transaction(load)
+        return b"".join(bytes(p) for p in pieces) if pieces else None
+
+    @_guarded("listing the step cache")
+    def cached_entries(self) -> list[CacheEntry]:
+        import sqlalchemy as sa
+
+        from .schema import cache_entries as table
+
+        pk = self._pk()
+        if pk is None:
+            return []
+        query = sa.select(table.c.digest, table.c.size, table.c.last_used).where(table.c.experiment_pk == pk)
+        rows = self._transaction(lambda conn: list(conn.execute(query.order_by(table.c.digest))), write=False)
+        return [CacheEntry(str(d), int(s), float(u)) for d, s, u in rows]
+
+    @_guarded("deleting cached step outputs")
+    def delete_cached(self, digests: Iterable[str]) -> None:
+        from .schema import cache_chunks, cache_entries
+
+        wanted = list(digests)
+        pk = self._pk()
+        if pk is None or not wanted:
+            return
+
+        def delete(conn: sqlalchemy.Connection) -> None:
+            for table in (cache_chunks, cache_entries):
+                for start in range(0, len(wanted), BATCH_IDS):
+                    conn.execute(table.delete().where(table.c.experiment_pk == pk,
+                                                      table.c.digest.in_(wanted[start:start + BATCH_IDS])))
+
+        self._transaction(delete)
 
     # ---- documents ----------------------------------------------------------------------------------
     @_guarded("saving a document")

@@ -48,6 +48,7 @@ def _create_tables(conn: sqlalchemy.Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE dp_metrics ALTER COLUMN epochs SET STORAGE EXTERNAL, "
                              "ALTER COLUMN vals SET STORAGE EXTERNAL")
         conn.exec_driver_sql("ALTER TABLE dp_persisted ALTER COLUMN data SET STORAGE EXTERNAL")
+        conn.exec_driver_sql("ALTER TABLE dp_cache_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
 
 
 def _create_query_layer(conn: sqlalchemy.Connection) -> None:

@@ -102,6 +102,22 @@ persisted = Table(
     Column("data", BLOB, nullable=False),
     PrimaryKeyConstraint("experiment_pk", "step", "trial_id", "chunk"))
 
+cache_entries = Table(  # the step cache: content-addressed outputs of @ex(cache=True) steps
+    "dp_cache_entries", metadata,
+    Column("experiment_pk", Integer, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("last_used", Double, nullable=False),  # POSIX time: least-recently-used eviction
+    PrimaryKeyConstraint("experiment_pk", "digest"))
+
+cache_chunks = Table(
+    "dp_cache_chunks", metadata,
+    Column("experiment_pk", Integer, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("chunk", Integer, nullable=False, autoincrement=False),
+    Column("data", BLOB, nullable=False),
+    PrimaryKeyConstraint("experiment_pk", "digest", "chunk"))
+
 documents = Table(
     "dp_documents", metadata,
     Column("experiment_pk", Integer, nullable=False),
@@ -121,7 +137,8 @@ step_hashes = Table(
     Index("dp_step_hashes_by_recency", "experiment_pk", "step", "used"))
 
 #: Tables of schema version 1 (storage), and those version 2 added (the typed query layer).
-VERSION_1_TABLES = (schema_version, experiments, trials, metrics, persisted, documents, step_hashes)
+VERSION_1_TABLES = (schema_version, experiments, trials, metrics, persisted, documents, step_hashes, cache_entries,
+                    cache_chunks)
 VERSION_2_TABLES = (parameters,)
 
 #: Raw bytes per row of ``dp_persisted``: far below MariaDB's default ``max_allowed_packet`` (16 MiB).
