@@ -30,7 +30,7 @@ from daskperiment.backends import Backend
 from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries,
                                   empty_record)
 
-from . import codec, postgres
+from . import codec, generic, postgres
 from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error
 
 if TYPE_CHECKING:
@@ -233,26 +233,7 @@ class SQLBackend(Backend):
         if self.dialect == "postgresql":
             return self._transaction(lambda conn: postgres.start_trial(conn, pk, record), one_statement=True)
 
-        def start(conn: sqlalchemy.Connection) -> int:
-            trial_id = self._next_trial_id(conn, pk)
-            self._insert_trial(conn, pk, trial_id, record)
-            return trial_id
-
-        return self._transaction(start)
-
-    def _next_trial_id(self, conn: sqlalchemy.Connection, pk: int) -> int:
-        """Increment the experiment's counter; its row stays locked until the transaction ends."""
-        from .schema import experiments
-
-        bump = experiments.update().where(experiments.c.experiment_pk == pk).values(
-            last_trial_id=experiments.c.last_trial_id + 1)
-        if conn.dialect.update_returning:
-            return int(conn.execute(bump.returning(experiments.c.last_trial_id)).scalar_one())
-        conn.execute(bump)
-        import sqlalchemy as sa
-
-        return int(conn.execute(sa.select(experiments.c.last_trial_id).where(
-            experiments.c.experiment_pk == pk)).scalar_one())
+        return self._transaction(lambda conn: generic.start_trial(conn, pk, record))
 
     def _insert_trial(self, conn: sqlalchemy.Connection, pk: int, trial_id: int, record: Mapping[str, Any],
                       outcome: Mapping[str, Any] | None = None) -> None:
@@ -278,10 +259,7 @@ class SQLBackend(Backend):
 
     def _update_outcome(self, conn: sqlalchemy.Connection, pk: int, trial_id: int,
                         outcome: Mapping[str, Any]) -> None:
-        from .schema import trials
-
-        conn.execute(trials.update().where(trials.c.experiment_pk == pk, trials.c.trial_id == int(trial_id))
-                     .values(**self._outcome_row(outcome)))
+        generic.store_outcome(conn, pk, int(trial_id), self._outcome_row(outcome))
 
     @_guarded("reading the last trial id")
     def last_trial_id(self) -> int:
@@ -615,23 +593,8 @@ class SQLBackend(Backend):
 
     def _swap(self, conn: sqlalchemy.Connection, pk: int, entries: list[tuple[str, str, str]]) -> list[str | None]:
         """Read the previous outputs, upsert the new ones with a recency stamp, prune now and then."""
-        import sqlalchemy as sa
-
-        from .schema import step_hashes as table
-
-        known: dict[tuple[str, str], str] = {}
-        wanted = list(dict.fromkeys((step, input_hash) for step, input_hash, _ in entries))
-        for start in range(0, len(wanted), 500):
-            pairs = wanted[start:start + 500]
-            for step, input_hash, output_hash in conn.execute(
-                    sa.select(table.c.step, table.c.input_hash, table.c.output_hash).where(
-                        table.c.experiment_pk == pk,
-                        sa.tuple_(table.c.step, table.c.input_hash).in_(pairs))):
-                known[(step, input_hash)] = output_hash
         latest = _latest(entries)
-        rows = [{"experiment_pk": pk, "step": s, "input_hash": i, "output_hash": o, "used": used}
-                for s, i, o, used in self._stamped(latest)]
-        conn.execute(self._upsert_step_hashes(conn), rows)
+        known = generic.swap_hashes(conn, pk, self._stamped(latest))
         self._count_for_pruning(conn, pk, latest)
         return _previous(entries, known)
 
@@ -648,23 +611,6 @@ class SQLBackend(Backend):
         """``(step, input, output, used)`` rows: a recency stamp in nanoseconds, increasing within the batch."""
         now = time.time_ns()
         return [(s, i, o, now + n) for n, ((s, i), o) in enumerate(latest.items())]
-
-    @staticmethod
-    def _upsert_step_hashes(conn: sqlalchemy.Connection) -> Any:
-        from .schema import step_hashes as table
-
-        name = conn.dialect.name
-        if name in ("mysql", "mariadb"):
-            from sqlalchemy.dialects import mysql
-
-            upsert = mysql.insert(table)
-            return upsert.on_duplicate_key_update(output_hash=upsert.inserted.output_hash, used=upsert.inserted.used)
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        statement = (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
-        return statement.on_conflict_do_update(
-            index_elements=["experiment_pk", "step", "input_hash"],
-            set_={"output_hash": statement.excluded.output_hash, "used": statement.excluded.used})
 
     @staticmethod
     def _prune(conn: sqlalchemy.Connection, pk: int, steps: set[str]) -> None:

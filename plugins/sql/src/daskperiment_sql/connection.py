@@ -245,7 +245,8 @@ def translate_error(exc: BaseException, display: str, action: str, secret: str |
     return BackendError(f"{where}: the database refused {action} ({cause}).")
 
 
-def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binary: bool = False) -> list[Any]:
+def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binary: bool = False,
+                many: bool = False) -> list[Any]:
     """Rows of ``sql`` from the driver's own cursor (no SQLAlchemy rows: large reads, hot paths).
 
     Driver errors become SQLAlchemy's, and a lost connection is invalidated, exactly as
@@ -256,11 +257,14 @@ def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binar
     dbapi: Any = conn.connection.dbapi_connection
     cursor = dbapi.cursor(binary=True) if binary else dbapi.cursor()
     try:
+        if many:
+            cursor.executemany(sql, params)
+            return []
         if params is None:
             cursor.execute(sql)
         else:
             cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        return list(cursor.fetchall()) if cursor.description is not None else []
     except conn.dialect.loaded_dbapi.Error as error:
         disconnected = conn.dialect.is_disconnect(error, dbapi, cursor)
         if disconnected:
