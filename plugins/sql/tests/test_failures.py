@@ -14,14 +14,12 @@ from daskperiment.errors import BackendUnavailableError
 
 @pytest.fixture
 def own_postgresql() -> Iterator[object]:
-    """A private server this test may kill (committed data survives a kill)."""
-    from pytest_daskperiment.servers import PostgreSQLServer, ServerUnavailable
+    """A private server this test may kill (committed data survives a kill); missing: skip, or fail on CI."""
+    from pytest_daskperiment.fixtures import postgresql_server_or_skip
 
-    server = PostgreSQLServer()
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        pytest.skip(f"POSTGRESQL UNAVAILABLE: {exc}")
+    server = postgresql_server_or_skip()
+    if server.external:
+        pytest.skip("kills and restarts its own PostgreSQL server; not done with an external one")
     with server.client() as client:
         client.execute("CREATE DATABASE crash")
     yield server
