@@ -39,7 +39,7 @@ import dask
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_redis import _fill_local, metrics, trials  # noqa: E402  (the same workloads, shared)
+from bench_redis import _fill_local, metrics, trials
 
 POSTGRESQL_URL_ENV = "DASKPERIMENT_TEST_POSTGRESQL_URL"
 FLOORS = {"ms_per_trial": "≤ 2× local", "points_per_s": "≥ 1,000,000", "load_metric_ms": "≤ 300",

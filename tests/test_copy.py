@@ -12,10 +12,9 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
+import daskperiment
 import numpy as np
 import pytest
-
-import daskperiment
 from daskperiment.cli import main
 from daskperiment.records import START_FIELDS
 from daskperiment.transfer import CopyConflictError, copy_experiment
@@ -103,7 +102,7 @@ def assert_same(source: daskperiment.Experiment, copy: daskperiment.Experiment) 
         assert copy.get_code(trial_id=trial_id) == source.get_code(trial_id=trial_id)
         assert copy.get_environment(trial_id=trial_id) == source.get_environment(trial_id=trial_id)
     assert copy.backend.load_trials([5])[0]["result_pickle"] is not None
-    assert copy.get_history().loc[3, "Success"] == False  # noqa: E712 - numpy bool
+    assert copy.get_history().loc[3, "Success"] == False
 
 
 PAIRS = [("local", "postgresql"), ("local", "sqlite"), ("postgresql", "local"), ("redis", "local"),
@@ -183,7 +182,7 @@ def test_metric_series_compare_dtype_and_nan() -> None:
 
 
 # TEMPORARY (until the servers branch is merged and rebased on): fixtures by hand
-from daskperiment.testing.fixtures import mongo_server, mongo_uri, redis_server, redis_uri  # noqa: E402,F401
+from daskperiment.testing.fixtures import mongo_server, mongo_uri, redis_server, redis_uri  # noqa: F401
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ enumerate; the target re-learns it from its next trials.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

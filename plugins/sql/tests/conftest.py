@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import pytest
-
 from daskperiment_sql.connection import _engines
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 
-import pytest
-
 import daskperiment
+import pytest
 from daskperiment_sql import SQLBackend
 
 PROCESSES, TRIALS = 4, 100

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 from daskperiment.testing.backend import BackendStateMachineTests, BackendTests, ExperimentTests
-
 from daskperiment_sql import SQLBackend
 
 

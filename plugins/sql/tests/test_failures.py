@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import pytest
-
 import daskperiment
+import pytest
 from daskperiment.errors import BackendUnavailableError
 
 
@@ -46,7 +45,7 @@ def experiment(url: str, on_step=None) -> tuple[daskperiment.Experiment, object]
 
 def assert_intact(ex: daskperiment.Experiment, n: int) -> None:
     history = ex.get_history()
-    finished = history[history["Success"] == True]  # noqa: E712 - a pandas column
+    finished = history[history["Success"] == True]
     assert list(finished["a"])[:n] == list(range(n)) and list(finished["Result"])[:n] == [a * 2 + 1 for a in range(n)]
     assert ex.get_persisted("prepare", 1) == 0
     assert list(ex.load_metric("m", trial_id=1)[1]) == [0.0]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pathlib
 import re
 
+import daskperiment
 import psycopg
 import pytest
 import sqlalchemy
-
-import daskperiment
 from daskperiment.errors import BackendError
 
 DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "sql.md"
@@ -17,7 +16,7 @@ DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "sql.md"
 
 def grant_read_only(url: str, password: str) -> str:
     """Run the documented grants for ``url``'s database; the reader's URL."""
-    grants = next(b for b in re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S) if b.startswith("CREATE ROLE"))
+    grants = next(b for b in re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.DOTALL) if b.startswith("CREATE ROLE"))
     parts = sqlalchemy.make_url(url)
     sql = grants.replace("experiments", parts.database).replace("change-me", password)
     with psycopg.connect(parts.set(drivername="postgresql").render_as_string(hide_password=False),

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import sqlalchemy
-
 from daskperiment_sql import SQLBackend
 from daskperiment_sql.migrate import SchemaTooNewError, ensure_schema, read_version
 from daskperiment_sql.schema import SCHEMA_VERSION
@@ -22,8 +21,7 @@ def make_version_1_database(url: str) -> None:
     engine = sqlalchemy.create_engine(url)
     ensure_schema(engine, url, target=1)
     with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO dp_experiments (name, last_trial_id, created) VALUES ('old', %d, 0)"
-                             % OLD_TRIALS)
+        conn.exec_driver_sql(f"INSERT INTO dp_experiments (name, last_trial_id, created) VALUES ('old', {OLD_TRIALS}, 0)")
         pk = conn.exec_driver_sql("SELECT experiment_pk FROM dp_experiments WHERE name = 'old'").scalar()
         conn.execute(sqlalchemy.text(
             "INSERT INTO dp_trials (experiment_pk, trial_id, parameters, seed, started, finished, success, result) "

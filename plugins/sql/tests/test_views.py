@@ -6,11 +6,10 @@ import datetime
 import pathlib
 import re
 
+import daskperiment
 import numpy as np
 import pytest
 import sqlalchemy
-
-import daskperiment
 from daskperiment_sql import SQLBackend
 
 DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "sql.md"
@@ -24,7 +23,7 @@ TRIALS = [  # lr, epochs, optimizer, augment, data_until
 
 def sql_examples() -> list[str]:
     """The queries of docs/sql.md (its other SQL block, the grants, runs in test_readonly.py)."""
-    return [block for block in re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S) if block.startswith("SELECT")]
+    return [block for block in re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.DOTALL) if block.startswith("SELECT")]
 
 
 def run_mnist(url: str) -> daskperiment.Experiment:

@@ -27,8 +27,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from daskperiment.backends import Backend
-from daskperiment.records import (HISTORY_FIELDS, JSON_FIELDS, STEP_HASH_LIMIT, TRIAL_FIELDS, CacheEntry, MetricSeries,
-                                  empty_record)
+from daskperiment.records import (
+    HISTORY_FIELDS,
+    JSON_FIELDS,
+    STEP_HASH_LIMIT,
+    TRIAL_FIELDS,
+    CacheEntry,
+    MetricSeries,
+    empty_record,
+)
 
 from . import codec, generic, postgres
 from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error

@@ -12,8 +12,21 @@ stop at 64 KiB (``LONGTEXT``/``LONGBLOB`` instead) and indexed strings need a le
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Double, Index, Integer, LargeBinary, MetaData,
-                        PrimaryKeyConstraint, String, Table, Text)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects import mysql
 
 #: The schema version this code reads and writes (``dp_schema_version``).
