@@ -123,6 +123,7 @@ def build_engine(spec: ConnectionSpec) -> sqlalchemy.Engine:
     else:
         # no ping per checkout: a connection found dead is retried once (see SQLBackend._transaction)
         kwargs["pool_size"] = 8
+        kwargs["pool_use_lifo"] = True  # reuse the warm connection (its prepared statements) first
         if "connect_timeout" not in url.query:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     try:
