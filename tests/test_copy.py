@@ -179,23 +179,3 @@ def test_metric_series_compare_dtype_and_nan() -> None:
     ints = MetricSeries(np.arange(2), np.array([np.nan, 1.0]))
     assert _same_series(ints, MetricSeries(np.arange(2), np.array([np.nan, 1.0])))
     assert not _same_series(ints, MetricSeries(np.arange(2.0), np.array([np.nan, 1.0])))
-
-
-# TEMPORARY (until the servers branch is merged and rebased on): fixtures by hand
-from daskperiment.testing.fixtures import mongo_server, mongo_uri, redis_server, redis_uri  # noqa: F401
-
-
-@pytest.fixture
-def postgresql_url():
-    import os
-    import uuid
-
-    import psycopg
-
-    server = os.environ["DEV_PG"]
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg://{server.split('://')[1]}/{name}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
