@@ -48,11 +48,14 @@ SELECT trial_id FROM trial
 
 COMPLETE_TRIAL = f"""
 WITH entries AS (
-    SELECT * FROM unnest(%(steps)s::text[], %(inputs)s::text[], %(outputs)s::text[], %(used)s::int8[])
+    -- varchar like the columns (a text comparison would cast the column)
+    SELECT * FROM unnest(%(steps)s::varchar[], %(inputs)s::varchar[], %(outputs)s::varchar[], %(used)s::int8[])
         AS e(step, input_hash, output_hash, used)),
-old AS (
-    SELECT h.step, h.input_hash, h.output_hash FROM dp_step_hashes h
-    JOIN entries e ON h.step = e.step AND h.input_hash = e.input_hash WHERE h.experiment_pk = %(pk)s),
+old AS (  -- a primary-key lookup per entry, whatever the statistics say (a join may scan them all)
+    SELECT e.step, e.input_hash,
+           (SELECT h.output_hash FROM dp_step_hashes h
+            WHERE h.experiment_pk = %(pk)s AND h.step = e.step AND h.input_hash = e.input_hash) AS output_hash
+    FROM entries e),
 stored AS (
     INSERT INTO dp_step_hashes (experiment_pk, step, input_hash, output_hash, used)
     SELECT %(pk)s, step, input_hash, output_hash, used FROM entries
@@ -61,7 +64,7 @@ stored AS (
 outcome AS (
     UPDATE dp_trials SET {', '.join(f'{c} = %(o_{c})s' for c in _outcome_columns())}
     WHERE experiment_pk = %(pk)s AND trial_id = %(trial_id)s)
-SELECT step, input_hash, output_hash FROM old
+SELECT step, input_hash, output_hash FROM old WHERE output_hash IS NOT NULL
 """
 
 

@@ -146,8 +146,9 @@ step_hashes = Table(
     Column("input_hash", DIGEST, nullable=False),
     Column("output_hash", DIGEST, nullable=False),
     Column("used", BigInteger, nullable=False),  # recency (ns): the oldest inputs are forgotten first
-    PrimaryKeyConstraint("experiment_pk", "step", "input_hash"),
-    Index("dp_step_hashes_by_recency", "experiment_pk", "step", "used"))
+    # no index on ``used``: pruning (every few dozen trials) sorts one step's inputs, and a second index
+    # on (experiment_pk, step) tempts the planner away from the primary key in every trial's lookup
+    PrimaryKeyConstraint("experiment_pk", "step", "input_hash"))
 
 #: Tables of schema version 1 (storage), and those version 2 added (the typed query layer).
 VERSION_1_TABLES = (schema_version, experiments, trials, metrics, persisted, documents, step_hashes, cache_entries,
