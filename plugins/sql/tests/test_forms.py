@@ -63,12 +63,6 @@ def test_an_engine_is_accepted_and_workers_rebuild_it(tmp_path) -> None:
     engine.dispose()
 
 
-def test_a_postgresql_engine_must_use_psycopg() -> None:
-    pytest.importorskip("psycopg2", reason="needs psycopg2 to build a psycopg2 engine")
-    with pytest.raises(BackendError, match="psycopg"):
-        SQLBackend("x", sqlalchemy.create_engine("postgresql+psycopg2://u@localhost/x"))
-
-
 def test_unreachable_server_is_a_clear_error_within_seconds() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
