@@ -6,7 +6,8 @@ measure an existing, disposable server instead. SQLite is a file in a temporary
 directory. Measured for each backend:
 
 * per-trial time of the quickstart experiment (median), and its overhead over bare
-  ``dask.compute`` of the same graph;
+  ``dask.compute`` of the same graph — the backends take turns trial by trial (with the bare
+  graph as a fourth), so a machine shared with other work slows them all alike;
 * ``save_metric`` throughput: 1,000,000 points saved inside one step, end-to-end
   (buffering, batches, the final flush), then ``load_metric`` of them;
 * ``get_history()`` of N trials (written in bulk through the documented tables).
@@ -39,7 +40,7 @@ import dask
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_redis import _fill_local, metrics, trials
+from bench_redis import _fill_local, metrics, quickstart  # noqa: E402  (the same workloads, shared)
 
 POSTGRESQL_URL_ENV = "DASKPERIMENT_TEST_POSTGRESQL_URL"
 FLOORS = {"ms_per_trial": "≤ 2× local", "points_per_s": "≥ 1,000,000", "load_metric_ms": "≤ 300",
@@ -83,11 +84,29 @@ def history(backend: Any, n: int, fill: Callable[[Any, int], None]) -> dict[str,
     return {"get_history_ms": statistics.median(runs) * 1e3}
 
 
+def interleaved_trials(backends: dict[str, Any], n: int) -> dict[str, dict[str, float]]:
+    """Per-trial medians of each backend, the backends (and bare dask) taking turns."""
+    runs = {name: quickstart("trials", backend) for name, backend in backends.items()}
+    times: dict[str, list[float]] = {name: [] for name in (*backends, "floor")}
+    for i in range(n):
+        for name, (ex, result) in runs.items():
+            ex.set_parameters(a=i, b=1)
+            t0 = time.perf_counter()
+            result.compute(seed=1)
+            times[name].append(time.perf_counter() - t0)
+        graph = dask.delayed(lambda s: 10 / s)(dask.delayed(lambda a, b: a + b)(i, 1))
+        t0 = time.perf_counter()
+        dask.compute(graph)
+        times["floor"].append(time.perf_counter() - t0)
+    floor = statistics.median(times["floor"]) * 1e3
+    return {name: {"ms_per_trial": statistics.median(times[name]) * 1e3,
+                   "overhead_ms": statistics.median(times[name]) * 1e3 - floor} for name in backends}
+
+
 def measure(backend_for: Callable[[str], Any], fill: Callable[[Any, int], None],
             sizes: tuple[int, int, int]) -> dict[str, Any]:
-    n_trials, n_points, n_history = sizes
-    return {"trials": trials(backend_for("trials"), n_trials),
-            "metrics": metrics(backend_for("metrics"), n_points),
+    _, n_points, n_history = sizes
+    return {"metrics": metrics(backend_for("metrics"), n_points),
             "history": history(backend_for("history"), n_history, fill)}
 
 
@@ -135,9 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         root = pathlib.Path(tmp)
         database = fresh_database(server)
         out["postgresql-server"] = os.environ.pop("_BENCH_PG_VERSION")
-        out["local"] = measure(lambda name: root / name, _fill_local, sizes)
-        out["postgresql"] = measure(lambda name: database, _fill_sql, sizes)
-        out["sqlite"] = measure(lambda name: f"sqlite:///{root / name}.db", _fill_sql, sizes)
+        backend_for: dict[str, Callable[[str], Any]] = {
+            "local": lambda name: root / name, "postgresql": lambda name: database,
+            "sqlite": lambda name: f"sqlite:///{root / name}.db"}
+        per_trial = interleaved_trials({kind: make("trials") for kind, make in backend_for.items()}, sizes[0])
+        for kind, make in backend_for.items():
+            out[kind] = {"trials": per_trial[kind],
+                         **measure(make, _fill_local if kind == "local" else _fill_sql, sizes)}
     rows = [("trials", "ms_per_trial", "ms per quickstart trial"),
             ("trials", "overhead_ms", "ms overhead over bare dask.compute"),
             ("metrics", "points_per_s", "save_metric points/s (higher is better)"),
