@@ -131,3 +131,9 @@ def test_postgresql_metrics_view_decodes_every_float(postgresql_url: str) -> Non
     assert [r[1] for r in rows[:3]] == [0, 2**40, 2 * 2**40]
     assert [(r[0], r[1], r[2]) for r in rows[len(values):]] == [(2, 0.5, 3.0), (2, -1.25, 4.0)]
     backend.close()
+
+
+def test_experiment_ids_lists_the_database(database_url: str) -> None:
+    """The dashboard's index: every experiment of the database with trials."""
+    run_mnist(database_url)
+    assert SQLBackend("anything", database_url).experiment_ids() == ["mnist", "other"]

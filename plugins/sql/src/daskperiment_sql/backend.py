@@ -268,6 +268,17 @@ class SQLBackend(Backend):
                         outcome: Mapping[str, Any]) -> None:
         generic.store_outcome(conn, pk, int(trial_id), self._outcome_row(outcome))
 
+    @_guarded("listing the experiments")
+    def experiment_ids(self) -> list[str]:
+        """Every experiment of the database that has trials (the dashboard's index)."""
+        import sqlalchemy as sa
+
+        from .schema import experiments
+
+        query = sa.select(experiments.c.name).where(experiments.c.last_trial_id > 0).order_by(experiments.c.name)
+        return [str(name) for name in self._transaction(lambda conn: list(conn.execute(query).scalars()),
+                                                         write=False)]
+
     @_guarded("reading the last trial id")
     def last_trial_id(self) -> int:
         import sqlalchemy as sa
