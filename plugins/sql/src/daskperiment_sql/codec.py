@@ -33,7 +33,8 @@ def dumps(value: Any) -> str:
 
 def loads_column(texts: list[str | None]) -> list[Any]:
     """Decode a column of JSON texts with one ``json.loads`` (about 10× faster than one per row)."""
-    return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+    values: list[Any] = json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+    return values
 
 
 #: The trial fields this schema version has a column for (the others go to the ``*_extra`` JSON columns).

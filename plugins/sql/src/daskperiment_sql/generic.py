@@ -31,7 +31,8 @@ class Statements:
     """The statements in one dialect's parameter style (``:name`` for sqlite3, ``%(name)s`` for psycopg and PyMySQL)."""
 
     def __init__(self, dialect: str) -> None:
-        mark = (lambda n: f":{n}") if dialect == "sqlite" else (lambda n: f"%({n})s")
+        self.named = dialect == "sqlite"
+        mark = self.mark
         self.bump = f"UPDATE dp_experiments SET last_trial_id = last_trial_id + 1 WHERE experiment_pk = {mark('pk')}"
         self.last = f"SELECT last_trial_id FROM dp_experiments WHERE experiment_pk = {mark('pk')}"
         self.insert_trial = (f"INSERT INTO dp_trials (experiment_pk, trial_id, {', '.join(_START)}) VALUES "
@@ -45,7 +46,10 @@ class Statements:
                   "ON DUPLICATE KEY UPDATE output_hash = VALUES(output_hash), used = VALUES(used)")
         self.upsert_hashes = (f"INSERT INTO dp_step_hashes ({', '.join(_HASH_COLUMNS)}) VALUES "
                               f"({', '.join(mark(c) for c in _HASH_COLUMNS)}) {upsert}")
-        self.mark = mark
+
+    def mark(self, name: str) -> str:
+        """The placeholder of parameter ``name``."""
+        return f":{name}" if self.named else f"%({name})s"
 
 
 _statements: dict[str, Statements] = {}
