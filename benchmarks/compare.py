@@ -108,7 +108,7 @@ def plan(quick: bool, only: set[str] | None, workloads: set[str] | None) -> list
         runs += [Run(tool, w, n, reps_for(tool, w, n, quick), variant) for w, n in (*sized, ("import", None))]
     runs += [Run(OURS, "trials", n, reps_for(OURS, "trials", n, quick), "floor") for n in sizes]
     runs.append(Run("mlflow", "metrics", points, reps_for("mlflow", "metrics", points, quick), "log_batch"))
-    for backend in ("redis", "mongo"):  # workload 6: our server backends, as ratios to our local one
+    for backend in ("redis", "mongo", "postgresql"):  # workload 6: our server backends, as ratios to our local one
         runs += [Run(OURS, w, n, reps_for(OURS, w, n, quick), backend) for w, n in (("trials", backend_n), *sized)]
     if only:
         runs = [r for r in runs if r.tool in only or r.label in only]

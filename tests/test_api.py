@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import daskperiment
+from daskperiment.plugins import set_plugin_manager
 from daskperiment import (LockedTrialError, ParameterUndeclaredError, ParameterUndefinedError,
                           TrialIDNotFoundError)
 
@@ -207,15 +208,19 @@ def test_invalid_seed():
     assert ex.trial_id == 0
 
 
-def test_unknown_backend_names_installed_schemes_and_extra():
+def test_unknown_backend_names_installed_schemes_and_extra(monkeypatch):
     with pytest.raises(daskperiment.UnknownBackendError) as info:
         daskperiment.Experiment("x", backend="nosuch://host/0")
     assert "Installed schemes:" in str(info.value) and "file" in str(info.value)
-    with pytest.raises(daskperiment.UnknownBackendError, match="daskperiment\\[sql\\]"):
-        daskperiment.Experiment("x", backend="postgresql://user:secret@host/db")
-    with pytest.raises(daskperiment.UnknownBackendError) as info:
-        daskperiment.Experiment("x", backend="postgresql://user:secret@host/db")
-    assert "secret" not in str(info.value)
+    monkeypatch.setenv("DASKPERIMENT_DISABLE_PLUGINS", "sql")  # as if daskperiment[sql] were not installed
+    set_plugin_manager(None)
+    try:
+        with pytest.raises(daskperiment.UnknownBackendError, match="daskperiment\\[sql\\]") as info:
+            daskperiment.Experiment("x", backend="postgresql://user:secret@host/db")
+        assert "secret" not in str(info.value)
+    finally:
+        monkeypatch.delenv("DASKPERIMENT_DISABLE_PLUGINS")
+        set_plugin_manager(None)
     with pytest.raises(daskperiment.UnknownBackendError, match="Unknown backend object"):
         daskperiment.Experiment("x", backend=object())
 

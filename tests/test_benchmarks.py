@@ -59,7 +59,7 @@ def test_compare_plans_every_tool_and_workload(compare):
     runs = compare.plan(quick=False, only=None, workloads=None)
     labels = {run.label for run in runs}
     assert {"daskperiment[local]", "daskperiment[floor]", "daskperiment[redis]", "daskperiment[mongo]",
-            "daskperiment050", "mlflow", "mlflow[log_batch]", "sacred", "mltraq"} == labels
+            "daskperiment[postgresql]", "daskperiment050", "mlflow", "mlflow[log_batch]", "sacred", "mltraq"} == labels
     assert {run.n for run in runs if run.workload == "trials" and run.label == "mlflow"} == {200, 2_000, 10_000}
     assert max(run.n for run in runs if run.tool in compare.QUADRATIC and run.workload == "trials") == 2_000
     assert [row.run.tool for row in compare.not_run(runs)] == sorted(compare.QUADRATIC)

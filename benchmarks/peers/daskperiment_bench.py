@@ -8,7 +8,9 @@ peers venv. Variants (``--variant``):
 * ``floor``: the same two-step graph computed by bare ``dask.compute``, nothing recorded — the
   cost of Dask itself, so ``ours − floor`` is our tracking overhead (trials workload only);
 * ``redis`` / ``mongo``: our Redis and MongoDB backends against private servers started here on
-  127.0.0.1 (a free port, a temp dir) by :mod:`pytest_daskperiment.servers` (the pytest-daskperiment distribution) (workload 6).
+  127.0.0.1 (a free port, a temp dir) by :mod:`pytest_daskperiment.servers` (the pytest-daskperiment distribution) (workload 6);
+* ``postgresql``: our SQL backend on a private PostgreSQL server started the same way
+  (every experiment gets a fresh id in one database).
 
 Same CLI and JSON as every peer (see README.md).
 """
@@ -31,7 +33,7 @@ class Daskperiment(Tool):
     name = "daskperiment"
     dist = "daskperiment"
     module = "daskperiment"
-    variants: ClassVar[tuple[str, ...]] = ("local", "floor", "redis", "mongo")
+    variants: ClassVar[tuple[str, ...]] = ("local", "floor", "redis", "mongo", "postgresql")
 
     def __init__(self, variant: str) -> None:
         super().__init__(variant)
@@ -48,6 +50,10 @@ class Daskperiment(Tool):
         """A fresh store per call: a new directory, or a new experiment id on the shared server."""
         if self.variant in ("local", "floor"):
             return root / "daskperiment_cache"
+        if self._server_uri is None and self.variant == "postgresql":
+            from pytest_daskperiment.servers import PostgreSQLServer
+
+            self._server_uri = self._servers.enter_context(PostgreSQLServer()).url
         if self._server_uri is None:
             from pytest_daskperiment.servers import MongoServer, RedisServer
 

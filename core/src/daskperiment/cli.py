@@ -98,6 +98,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report_main(args)
 
 
+def cmd_copy(args: argparse.Namespace) -> int:
+    from .transfer import copy_experiment
+
+    logging.getLogger("daskperiment").setLevel(logging.WARNING)
+    report = copy_experiment(args.experiment_id, backend_argument(args.source), backend_argument(args.target))
+    print(f"{args.experiment_id}: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
@@ -139,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = experiment_parser("report", "write a self-contained offline HTML report (runs, charts, compare)")
     report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
     report.set_defaults(func=cmd_report)
+
+    copy = sub.add_parser("copy", help="copy an experiment between backends (ids kept; resumable; verified)")
+    copy.add_argument("experiment_id")
+    copy.add_argument("--from", dest="source", required=True, help="URI or directory to copy from")
+    copy.add_argument("--to", dest="target", required=True, help="URI or directory to copy to")
+    copy.set_defaults(func=cmd_copy)
     return parser
 
 

@@ -22,7 +22,8 @@ from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..records import HISTORY_FIELDS, STEP_HASH_LIMIT, CacheEntry, MetricSeries
+from ..errors import BackendError
+from ..records import HISTORY_FIELDS, OUTCOME_FIELDS, START_FIELDS, STEP_HASH_LIMIT, CacheEntry, MetricSeries
 
 __all__ = ["Backend", "HISTORY_FIELDS", "STEP_HASH_LIMIT", "MetricSeries", "MetricSummaries"]
 
@@ -145,6 +146,35 @@ class Backend(abc.ABC):
         """
         records = self.load_trials()
         return {field: [r.get(field) for r in records] for field in fields}
+
+    def import_trial(self, record: Mapping[str, Any]) -> None:
+        """Store a whole trial (start and outcome) under its own ``record["trial_id"]``.
+
+        Used to copy experiments between backends (:mod:`daskperiment.transfer`), where
+        trial ids must be preserved. Storing a trial whose id is already stored replaces
+        its outcome (so an interrupted copy can be resumed). This default allocates the
+        id with :meth:`start_trial`, so it accepts only the next id (``last_trial_id() + 1``);
+        a backend that can write a given id directly overrides it and also accepts gaps.
+        """
+        trial_id = int(record["trial_id"])
+        last = self.last_trial_id()
+        finished = record.get("finished") is not None or record.get("success") is not None
+        if trial_id <= last:
+            if finished:
+                self.finish_trial(trial_id, {f: record.get(f) for f in OUTCOME_FIELDS})
+            return
+        if trial_id != last + 1:
+            raise BackendError(
+                f"{self!r} cannot store trial {trial_id} after trial {last}: it allocates ids one by one, so "
+                "trials must be imported in order without gaps. Copy into a backend that keeps gaps (sql), or "
+                "into an empty experiment.")
+        allocated = self.start_trial({f: record.get(f) for f in START_FIELDS})
+        if allocated != trial_id:
+            raise BackendError(f"{self!r} allocated trial id {allocated} while importing trial {trial_id}: "
+                               "another process is writing this experiment. Copy into an experiment nobody "
+                               "else writes.")
+        if finished:
+            self.finish_trial(trial_id, {f: record.get(f) for f in OUTCOME_FIELDS})
 
     # ---- metrics ----------------------------------------------------------
     @abc.abstractmethod

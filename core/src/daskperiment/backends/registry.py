@@ -23,7 +23,8 @@ __all__ = ["KNOWN_EXTRAS", "BackendRegistry", "Registration", "backend_argument"
 KNOWN_EXTRAS = {
     "redis": "redis", "rediss": "redis", "unix": "redis",
     "mongodb": "mongo", "mongodb+srv": "mongo",
-    "sqlite": "sql", "postgresql": "sql", "postgres": "sql",
+    "sqlite": "sql", "postgresql": "sql", "postgres": "sql", "postgresql+psycopg": "sql",
+    "mysql": "sql", "mysql+pymysql": "sql", "mariadb": "sql", "mariadb+pymysql": "sql",
 }
 
 
@@ -143,4 +144,4 @@ class BackendRegistry:
             f"Unknown backend object {type(target).__module__}.{type(target).__qualname__}: no installed "
             f"plugin accepts it. Pass a URI string or a pathlib.Path; installed schemes: {installed}. "
             "redis.ConnectionPool needs pip install 'daskperiment[redis]'; pymongo Database needs "
-            "pip install 'daskperiment[mongo]'.")
+            "pip install 'daskperiment[mongo]'; sqlalchemy.Engine needs pip install 'daskperiment[sql]'.")

@@ -204,6 +204,32 @@ class BackendTests:
         records = backend.load_trials()
         assert [r["result"] for r in records] == list(range(1, 61))
 
+    # ---- importing (copying experiments) ---------------------------------------------
+    def test_import_trial_keeps_ids_and_records(self, backend: Backend) -> None:
+        """import_trial stores whole records under their own ids; importing again changes nothing."""
+        records = [{"trial_id": 1, **_record(), **_outcome(result=1)},
+                   {"trial_id": 2, **_record(parameters={"lr": 0.5}), **dict.fromkeys(_outcome())},
+                   {"trial_id": 3, **_record(), **_outcome(success=False, result=None, description="E(x)",
+                                                           traceback="tb", result_pickle=b"\x80p")}]
+        for _ in range(2):
+            for record in records:
+                backend.import_trial(record)
+        loaded = backend.load_trials()
+        assert [r["trial_id"] for r in loaded] == [1, 2, 3]
+        for got, want in zip(loaded, records):
+            got["result_pickle"] = None if got["result_pickle"] is None else bytes(got["result_pickle"])
+            assert {f: got.get(f) for f in want} == want
+        assert backend.last_trial_id() == 3
+        assert backend.start_trial(_record()) == 4
+
+    def test_import_trial_completes_an_unfinished_trial(self, backend: Backend) -> None:
+        """Re-importing a trial that has finished meanwhile stores its outcome (resumed copies)."""
+        backend.import_trial({"trial_id": 1, **_record()})
+        assert backend.load_trials()[0]["success"] is None
+        backend.import_trial({"trial_id": 1, **_record(), **_outcome(result=7)})
+        (record,) = backend.load_trials()
+        assert record["success"] is True and record["result"] == 7
+
     # ---- metrics ---------------------------------------------------------------
     def test_metrics_round_trip_in_order(self, backend: Backend) -> None:
         """Batches append in order; int epochs stay ints; values are float64."""

@@ -1,0 +1,91 @@
+"""PostgreSQL's one-statement versions of the two writes every trial makes.
+
+A trial starts and ends with a write (``start_trial``, ``complete_trial``); the generic
+path takes three to four statements each, one network round trip apiece. PostgreSQL's
+data-modifying ``WITH`` queries do each in one statement (all parts see one snapshot and
+commit together), which is what keeps a trial on PostgreSQL within 2× the local backend.
+Arrays (``unnest``) carry the variable-length parts: the typed parameters, the step hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from daskperiment.records import OUTCOME_FIELDS, START_FIELDS
+
+from . import codec
+from .connection import execute_raw
+
+if TYPE_CHECKING:
+    import sqlalchemy
+
+_PARAMETER_ARRAYS = (("name", "text"), ("kind", "text"), ("value_number", "float8"), ("value_text", "text"),
+                     ("value_bool", "boolean"), ("value_time", "timestamp"), ("value_json", "text"))
+
+def _start_columns() -> tuple[str, ...]:
+    return (*(f for f in START_FIELDS if f in codec.TRIAL_COLUMNS), "start_extra")
+
+
+def _outcome_columns() -> tuple[str, ...]:
+    return (*(f for f in OUTCOME_FIELDS if f in codec.TRIAL_COLUMNS), "outcome_extra", "result_number")
+
+
+START_TRIAL = f"""
+WITH next AS (
+    UPDATE dp_experiments SET last_trial_id = last_trial_id + 1 WHERE experiment_pk = %(pk)s
+    RETURNING last_trial_id AS trial_id),
+trial AS (
+    INSERT INTO dp_trials (experiment_pk, trial_id, {', '.join(_start_columns())})
+    SELECT %(pk)s, trial_id, {', '.join(f'%({f})s' for f in _start_columns())} FROM next
+    RETURNING trial_id),
+typed AS (
+    INSERT INTO dp_parameters (experiment_pk, trial_id, {', '.join(c for c, _ in _PARAMETER_ARRAYS)})
+    SELECT %(pk)s, trial.trial_id, p.* FROM trial,
+        unnest({', '.join(f'%(p_{c})s::{t}[]' for c, t in _PARAMETER_ARRAYS)}) AS p)
+SELECT trial_id FROM trial
+"""
+
+COMPLETE_TRIAL = f"""
+WITH entries AS (
+    -- varchar like the columns (a text comparison would cast the column)
+    SELECT * FROM unnest(%(steps)s::varchar[], %(inputs)s::varchar[], %(outputs)s::varchar[], %(used)s::int8[])
+        AS e(step, input_hash, output_hash, used)),
+old AS (  -- a primary-key lookup per entry, whatever the statistics say (a join may scan them all)
+    SELECT e.step, e.input_hash,
+           (SELECT h.output_hash FROM dp_step_hashes h
+            WHERE h.experiment_pk = %(pk)s AND h.step = e.step AND h.input_hash = e.input_hash) AS output_hash
+    FROM entries e),
+stored AS (
+    INSERT INTO dp_step_hashes (experiment_pk, step, input_hash, output_hash, used)
+    SELECT %(pk)s, step, input_hash, output_hash, used FROM entries
+    ON CONFLICT (experiment_pk, step, input_hash)
+    DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used),
+outcome AS (
+    UPDATE dp_trials SET {', '.join(f'{c} = %(o_{c})s' for c in _outcome_columns())}
+    WHERE experiment_pk = %(pk)s AND trial_id = %(trial_id)s)
+SELECT step, input_hash, output_hash FROM old WHERE output_hash IS NOT NULL
+"""
+
+
+def start_trial(conn: sqlalchemy.Connection, pk: int, record: Mapping[str, Any]) -> int:
+    """Allocate the next id and store the trial with its typed parameters: one statement."""
+    params: dict[str, Any] = {"pk": pk, **codec.start_row(record, codec.TRIAL_COLUMNS)}
+    rows = codec.parameter_rows(pk, 0, record.get("parameters"))
+    for column, _ in _PARAMETER_ARRAYS:
+        params[f"p_{column}"] = [row[column] for row in rows]
+    return int(_execute(conn, START_TRIAL, params)[0][0])
+
+
+def complete_trial(conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome_row: Mapping[str, Any],
+                   stamped: list[tuple[str, str, str, int]]) -> dict[tuple[str, str], str]:
+    """Store the outcome and the step hashes; return the outputs stored before: one statement."""
+    params: dict[str, Any] = {"pk": pk, "trial_id": trial_id, **{f"o_{c}": outcome_row[c] for c in _outcome_columns()}}
+    for name, column in zip(("steps", "inputs", "outputs", "used"), zip(*stamped) if stamped else ([],) * 4):
+        params[name] = list(column)
+    return {(step, input_hash): output for step, input_hash, output in _execute(conn, COMPLETE_TRIAL, params)}
+
+
+def _execute(conn: sqlalchemy.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Through psycopg's own cursor: SQLAlchemy adds nothing to a fixed statement on the hot path."""
+    return execute_raw(conn, sql, params)
