@@ -22,6 +22,8 @@ __all__ = [
     "ScriptArgumentError",
     "UsageError",
     "UntrackedComputeError",
+    "PayloadError",
+    "UntrustedPickleError",
 ]
 
 
@@ -88,3 +90,11 @@ class UsageError(DaskperimentError):
 
 class UntrackedComputeError(DaskperimentError):
     """A trial result was given to ``dask.compute``/``persist``/``Client.compute``, which record nothing."""
+
+
+class PayloadError(DaskperimentError):
+    """A stored result cannot be decoded (unknown encoding, missing bytes, missing library)."""
+
+
+class UntrustedPickleError(PayloadError):
+    """A pickle whose signature does not verify with this machine's key: it is never unpickled."""

@@ -6,13 +6,14 @@ import dataclasses
 import keyword
 import logging
 import os
+import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any, Callable, Iterable, overload
 
-import cloudpickle
 import dask
 import pandas as pd
 from dask.delayed import Delayed
@@ -23,9 +24,11 @@ from .codecontext import CodeContext, join_code
 from .comparison import TrialDiff, code_changes, compare_trials, environment_changes
 from .context import current_trial, get_current, require_current
 from .errors import DaskperimentError, LockedTrialError, MetricNotFoundError, PersistedResultNotFoundError, TrialNotFoundError
-from .history import gc_paused, history_frame, metric_frame
+from .heartbeat import abandoned_after
+from .history import abandoned, clean_columns, gc_paused, history_frame, metric_frame
 from .metrics import BATCH_POINTS
 from .parameters import UNDEFINED, Parameter, ParameterStore
+from .payloads import decode_result, unpack
 from .plugins import get_plugin_host
 from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
@@ -89,7 +92,7 @@ class Experiment:
         self.seed = seed
         self.cache = bool(cache)
         self._init_state()
-        last = self._backend.last_trial_id()
+        last = self._reader.last_trial_id()
         if last:
             logger.info("Loaded %r", self)
         else:
@@ -113,11 +116,20 @@ class Experiment:
         return (_restore, (self.id, self._backend, self.seed, self._parameters, self.cache, self.cache_limit))
 
     def __repr__(self) -> str:
-        return f"Experiment(id: {self.id}, trial_id: {self._backend.last_trial_id()}, backend: {self._backend!r})"
+        return f"Experiment(id: {self.id}, trial_id: {self._reader.last_trial_id()}, backend: {self._backend!r})"
 
     @property
     def backend(self) -> Backend:
         return self._backend
+
+    @property
+    def _reader(self) -> Backend:
+        """What every read goes through: a view of the backend that never writes nor creates
+        anything (``Backend.read_only``), so reading works on a read-only store."""
+        reader = self.__dict__.get("_read_view")
+        if reader is None:
+            reader = self.__dict__["_read_view"] = self._backend.read_only()
+        return reader
 
     # ---- parameters -----------------------------------------------------
     def parameter(self, name: str, default: Any = UNDEFINED) -> Parameter:
@@ -214,7 +226,7 @@ class Experiment:
             raise LockedTrialError(
                 "Unable to refer to trial_id during a trial execution: use ex.current_trial_id "
                 "to get the id of the running trial.")
-        return self._backend.last_trial_id()
+        return self._reader.last_trial_id()
 
     # ---- metrics ------------------------------------------------------------
     def save_metric(self, key: str, *, epoch: Any, value: Any) -> None:
@@ -235,30 +247,28 @@ class Experiment:
     def load_metric(self, key: str, trial_id: int | Iterable[int]) -> pd.DataFrame:
         """Metric points as a DataFrame: index ``Epoch``, one column per ``Trial ID``."""
         ids = [trial_id] if isinstance(trial_id, int) else [int(t) for t in trial_id]
-        series = self._backend.load_metrics(key, ids)
+        series = self._reader.load_metrics(key, ids)
         missing = [t for t in ids if t not in series]
         if missing:
             raise MetricNotFoundError(
                 f"Metric {key!r} was not saved in trial(s) {missing} of experiment {self.id!r}; "
-                f"metrics saved in any trial: {self._backend.metric_keys()}.")
+                f"metrics saved in any trial: {self._reader.metric_keys()}.")
         return metric_frame(series, ids)
 
     # ---- persisted results, code, environment, history -----------------------
     def get_persisted(self, step_name: str, trial_id: int) -> Any:
-        """The result a ``@ex.persist`` step returned in ``trial_id`` (unpickled)."""
-        payload = self._backend.load_persisted(step_name, trial_id)
+        """The result a ``@ex.persist`` step returned in ``trial_id`` (a pickle only when signed with
+        your key, see :mod:`daskperiment.payloads`)."""
+        payload = self._reader.load_persisted(step_name, trial_id)
         if payload is None:
             raise PersistedResultNotFoundError(
                 f"No persisted result for step {step_name!r} in trial {trial_id} of experiment "
                 f"{self.id!r}: decorate the step with @ex.persist and check the trial id.")
-        return cloudpickle.loads(payload)
+        return unpack(payload, f"the persisted result of step {step_name!r} in trial {trial_id}")
 
     def get_result(self, trial_id: int) -> Any:
-        """The exact result object of a trial (unpickled when it was not plain data)."""
-        record = self._trial_record(trial_id)
-        if record.get("result_pickle") is not None:
-            return cloudpickle.loads(record["result_pickle"])
-        return record.get("result")
+        """The exact result object of a trial, decoded as its record says (see :mod:`daskperiment.payloads`)."""
+        return decode_result(self._trial_record(trial_id))
 
     def get_code(self, trial_id: int | None = None) -> str:
         """The source of every step: as now, or as it was in ``trial_id``."""
@@ -275,7 +285,7 @@ class Experiment:
             sections = environment.current_sections()
         else:
             digest = self._trial_record(trial_id).get("environment")
-            sections = (self._backend.load_document("environment", digest) if digest else None) or {}
+            sections = (self._reader.load_document("environment", digest) if digest else None) or {}
         if category is None:
             return sections
         if category not in sections:
@@ -284,9 +294,13 @@ class Experiment:
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
         """Every trial as a row: parameters, Result, Success, Finished, Process Time, Description."""
+        reader = self._reader
         with gc_paused():
-            columns = self._backend.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS)
-            return history_frame(columns, verbose=verbose)
+            columns = clean_columns(reader.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS),
+                                    reader.report_corrupt)
+            unfinished = [t for t, s, f in zip(columns["trial_id"], columns["success"], columns["finished"])
+                          if s is None and f is None]
+            return history_frame(columns, verbose=verbose, abandoned=self._abandoned(unfinished))
 
     def diff(self, a: int, b: int) -> TrialDiff:
         """What differs between trials ``a`` and ``b``: parameters, seed, result, status, code per
@@ -419,15 +433,26 @@ class Experiment:
             script.run_script(result)
 
     # ---- internals -----------------------------------------------------------------------------
+    def _abandoned(self, unfinished: list[int]) -> dict[int, str]:
+        """Trial id → description of the unfinished trials whose process is gone (computed on read,
+        never written: see :mod:`daskperiment.heartbeat`)."""
+        if not unfinished:
+            return {}
+        records = clean_columns({f: [r.get(f) for r in self._reader.load_trials(unfinished)]
+                                 for f in ("trial_id", "host", "pid", "heartbeat", "started")},
+                                self._reader.report_corrupt)
+        rows = [dict(zip(records, values)) for values in zip(*records.values())]
+        return abandoned(rows, hostname=socket.gethostname(), now=time.time(), timeout=abandoned_after())
+
     def _trial_record(self, trial_id: int) -> dict[str, Any]:
-        records = self._backend.load_trials([int(trial_id)])
+        records = self._reader.load_trials([int(trial_id)])
         if not records:
             raise TrialNotFoundError(f"Trial {trial_id} not found in experiment {self.id!r} "
-                                     f"(last trial id: {self._backend.last_trial_id()}).")
+                                     f"(last trial id: {self._reader.last_trial_id()}).")
         return records[0]
 
     def _code_document(self, digest: str | None) -> dict[str, str]:
-        document = self._backend.load_document("code", digest) if digest else None
+        document = self._reader.load_document("code", digest) if digest else None
         return dict((document or {}).get("steps") or {})
 
     def choose_seed(self, seed: int | None) -> int:

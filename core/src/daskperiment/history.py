@@ -6,8 +6,10 @@ import contextlib
 import datetime
 import gc
 import itertools
+import numbers
 import operator
-from typing import Any, Iterable, Iterator, Mapping
+import os
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,81 @@ from numpy.typing import NDArray
 from .records import MetricSeries
 
 NOT_FINISHED = "Not finished (running, or its process ended before the trial completed)"
+RUNNING = "Running (no outcome yet; its process is alive)"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+#: What each history column may hold besides ``None``: a check per field.
+_VALID: dict[str, Callable[[Any], bool]] = {
+    "parameters": lambda v: isinstance(v, dict),
+    "seed": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+    "finished": _is_number, "process_time": _is_number, "started": _is_number, "heartbeat": _is_number,
+    "success": lambda v: isinstance(v, bool),
+    "result_type": lambda v: isinstance(v, str), "description": lambda v: isinstance(v, str),
+    "sweep": lambda v: isinstance(v, str), "host": lambda v: isinstance(v, str),
+    "pid": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+}
+
+
+def clean_columns(columns: dict[str, list[Any]], report: Callable[[Any, str], None]) -> dict[str, list[Any]]:
+    """Columns whose values have the types the history needs: a malformed or foreign value
+    becomes ``None`` and is reported (with its trial id) instead of failing the whole history.
+    Rows without an integer trial id are dropped."""
+    ids = columns["trial_id"]
+    if not all(type(t) is int for t in ids):
+        keep = [i for i, t in enumerate(ids) if isinstance(t, numbers.Integral) and not isinstance(t, bool)]
+        for i in set(range(len(ids))) - set(keep):
+            report(ids[i], f"its trial id {ids[i]!r} is not an integer")
+        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+        columns["trial_id"] = [int(t) for t in columns["trial_id"]]
+    for name, valid in _VALID.items():
+        values = columns.get(name)
+        if values is None or all(v is None or valid(v) for v in values):  # the usual case: one pass, no copy
+            continue
+        cleaned = []
+        for trial_id, value in zip(columns["trial_id"], values):
+            if value is not None and not valid(value):
+                report(trial_id, f"{name} holds {type(value).__name__} {value!r:.80}")
+                value = None
+            cleaned.append(value)
+        columns[name] = cleaned
+    return columns
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists (another user's), or not a pid we can judge: not proven gone
+    return True
+
+
+def abandoned(records: Iterable[Mapping[str, Any]], *, hostname: str, now: float, timeout: float) -> dict[int, str]:
+    """Trial id → description, for unfinished trials whose process is known to be gone.
+
+    Same host: its pid is not alive. Another host (or no host recorded): no heartbeat
+    (nor start) for ``timeout`` seconds. A trial whose process is alive stays unfinished.
+    """
+    gone = {}
+    for record in records:
+        host, pid = record.get("host"), record.get("pid")
+        last = record.get("heartbeat") or record.get("started")
+        if host == hostname and isinstance(pid, int) and not isinstance(pid, bool):
+            if _pid_alive(pid):
+                continue
+            why = f"its process {pid} on this host ({host}) ended before the trial completed"
+        elif _is_number(last) and now - last <= timeout:
+            continue
+        else:
+            age = f"{now - last:.0f} s" if _is_number(last) else "ever"
+            why = f"no heartbeat from host {host} (pid {pid}) for {age} (more than {timeout:g} s)"
+        gone[int(record["trial_id"])] = f"Abandoned: {why}; metrics and persisted results may be partial"
+    return gone
 
 
 def _local_datetimes(timestamps: list[Any]) -> NDArray[np.datetime64]:
@@ -73,20 +150,26 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd.DataFrame:
+def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False,
+                  abandoned: Mapping[int, str] | None = None) -> pd.DataFrame:
     """One row per trial indexed by ``Trial ID``: parameters, then the outcome columns.
 
     ``columns`` is :meth:`Backend.load_history` output. Integer and float columns
     keep their dtypes; ``Success`` is a nullable boolean only while some trial is
-    unfinished.
+    unfinished. ``abandoned`` (trial id → description, see :func:`abandoned`) marks
+    unfinished trials whose process is gone: ``Success`` False and that description.
     """
     ids = columns["trial_id"]
     index = pd.Index(np.fromiter(ids, dtype=np.int64, count=len(ids)), name="Trial ID")
     success, finished, description = columns["success"], columns["finished"], columns["description"]
     result = columns["result"]
+    if abandoned:
+        success = [False if t in abandoned else s for t, s in zip(ids, success)]
+        description = [abandoned.get(t, d) for t, d in zip(ids, description)]
     if None in success:  # running, or its process died: no outcome yet
         unfinished = [s is None and f is None for s, f in zip(success, finished)]
-        description = [NOT_FINISHED if u else d for u, d in zip(unfinished, description)]
+        status = NOT_FINISHED if abandoned is None else RUNNING
+        description = [status if u else d for u, d in zip(unfinished, description)]
         success_column: pd.arrays.BooleanArray | NDArray[np.bool_] = pd.array(success, dtype="boolean")
     else:
         success_column = np.array(success, dtype=bool)

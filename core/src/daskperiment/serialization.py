@@ -1,23 +1,15 @@
 """Plain-data encoding of metadata: parameters and results.
 
-Metadata is stored as JSON so that reading history never runs code. Only
-results that are not plain data are pickled (and only unpickled on request).
+Metadata is stored as JSON so that reading history never runs code. Results
+that are not plain data are encoded by :mod:`daskperiment.payloads`.
 """
 
 from __future__ import annotations
 
 import json
-import reprlib
 from typing import Any
 
-import cloudpickle
-
-from .records import TrialOutcome
-
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
-_repr = reprlib.Repr()
-_repr.maxstring = 200
-_repr.maxother = 200
 
 
 def _to_plain(value: Any) -> Any:
@@ -59,21 +51,3 @@ def plain_parameter(name: str, value: Any) -> Any:
             f"Parameter {name!r} must be plain data (str, int, float, bool, None, or lists/dicts of "
             f"them) because it is stored in the history; got {type(value).__qualname__}. Pass a "
             "file name or a small value instead, and load big objects inside a step.") from exc
-
-
-def encode_result(value: Any) -> TrialOutcome:
-    """Result fields of a trial record: JSON when plain, else a repr plus a pickle."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == () and type(value).__module__ == "numpy":
-        value_for_json = value.item()
-    else:
-        value_for_json = value
-    result_type = str(type(value))
-    if is_plain(value_for_json):
-        return {"result": value_for_json, "result_pickle": None, "result_type": result_type}
-    try:
-        payload = cloudpickle.dumps(value)
-    except Exception as exc:
-        raise TypeError(
-            f"The trial result of type {type(value).__qualname__} cannot be pickled ({exc}); return "
-            "plain data or a picklable object from the @ex.result step.") from exc
-    return {"result": _repr.repr(value), "result_pickle": payload, "result_type": result_type}

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, Protocol
 
-import cloudpickle
 import dask
 from dask.delayed import Delayed
 
 from .codecontext import source_of
 from .context import TrialContext, current_trial, describe_call
 from .errors import UntrackedComputeError
+from .payloads import pack
 from .plugins import get_plugin_host
 from .records import StepRun
 from .seeding import StepCall, current_step
@@ -134,7 +134,7 @@ def _store_cached(spec: StepSpec, ctx: TrialContext, digest: str, result: Any) -
 
 def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
     try:
-        payload = cloudpickle.dumps(result)
+        payload = pack(result)
     except Exception as exc:
         raise TypeError(f"@ex.persist step {spec.name!r} returned a {type(result).__qualname__} that cannot "
                         f"be pickled ({exc}); return a picklable value or drop @ex.persist.") from exc

@@ -31,7 +31,8 @@ from .dask_compat import as_task_graph
 from .plugins import PluginHost, get_plugin_host
 from .errors import UntrackedComputeError
 from .records import TrialOutcome, TrialStart
-from .serialization import encode_result
+from .heartbeat import heartbeats
+from .payloads import encode_result
 
 __all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "begin", "bind_graph", "complete",
            "complete_all", "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
@@ -63,11 +64,12 @@ class TrialPlan:
     shared_steps: tuple[str, ...] = ()  #: steps computed once for this trial and others of its sweep
 
     def start_record(self) -> TrialStart:
-        return {"parameters": self.parameters, "seed": self.seed, "started": time.time(),
+        now = time.time()
+        return {"parameters": self.parameters, "seed": self.seed, "started": now,
                 "code": self.code_digest, "environment": self.environment_digest,
                 "host": socket.gethostname(), "pid": os.getpid(), "sweep": self.sweep,
                 "result_step": self.result_step, "reproduces": self.reproduces,
-                "shared_steps": ",".join(self.shared_steps) or None}
+                "shared_steps": ",".join(self.shared_steps) or None, "heartbeat": now}
 
 
 @dataclass
@@ -215,7 +217,7 @@ def succeeded(value: Any) -> TrialOutcome:
 
 def failed(exc: BaseException) -> TrialOutcome:
     return {"success": False, "description": f"{type(exc).__name__}({exc})",
-            "traceback": "".join(traceback.format_exception(exc)), "result_type": None}
+            "traceback": "".join(traceback.format_exception(exc)), "result_type": None, "result_encoding": None}
 
 
 def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> TrialOutcome:
@@ -256,15 +258,16 @@ def run(plan: TrialPlan, *, dask_kwargs: Mapping[str, Any],
     """Start, execute and complete one trial; return its result or re-raise its error."""
     host = get_plugin_host()
     trial = start(plan, host)
-    if on_started is not None:
-        on_started(trial)
-    try:
-        value = execute(trial, host, dask_kwargs)
-    except BaseException as exc:
-        outcome = complete(trial, host, failed(exc))
-        logger.error("Failed Experiment (trial id=%d): %s", trial.trial_id, outcome["description"])
-        raise
-    complete(trial, host, succeeded(value))
+    with heartbeats.beating(plan.backend, trial.trial_id):
+        if on_started is not None:
+            on_started(trial)
+        try:
+            value = execute(trial, host, dask_kwargs)
+        except BaseException as exc:
+            outcome = complete(trial, host, failed(exc))
+            logger.error("Failed Experiment (trial id=%d): %s", trial.trial_id, outcome["description"])
+            raise
+        complete(trial, host, succeeded(value))
     logger.info("Finished Experiment (trial id=%d)", trial.trial_id)
     return value
 

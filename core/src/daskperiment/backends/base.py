@@ -16,7 +16,9 @@ Trial records are dicts whose fields are spelled out once, in
 from __future__ import annotations
 
 import abc
+import logging
 import math
+import threading
 from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -48,6 +50,10 @@ class MetricSummaries(NamedTuple):
         ids, last, low, high = zip(*rows) if rows else ((), (), (), ())
         return cls(np.array(ids, dtype=np.int64), np.array(last, dtype=float), np.array(low, dtype=float),
                    np.array(high, dtype=float))
+
+logger = logging.getLogger("daskperiment")
+_reported: set[tuple[str, str, Any]] = set()  # (backend, experiment, trial id) already reported corrupt
+_reported_lock = threading.Lock()
 
 
 class Backend(abc.ABC):
@@ -138,6 +144,31 @@ class Backend(abc.ABC):
         """
         records = self.load_trials()
         return {field: [r.get(field) for r in records] for field in fields}
+
+    def beat(self, trial_id: int, timestamp: float) -> None:
+        """Set the ``heartbeat`` field of a running trial's record to ``timestamp`` (a cheap write).
+
+        Called every few seconds while a trial runs (:mod:`daskperiment.heartbeat`); readers on
+        other hosts tell a running trial from an abandoned one by it. The default stores
+        nothing, so such trials read as abandoned once the heartbeat timeout has passed:
+        every backend should override it (the conformance suite checks it).
+        """
+        logger.debug("%r keeps no heartbeats (trial %d)", self, trial_id)
+
+    def report_corrupt(self, trial_id: Any, problem: str) -> None:
+        """Log once per process that a stored record cannot be read, naming its trial id.
+
+        Backends and the history call this instead of raising, so one malformed or foreign
+        record never makes the rest of the history unreadable.
+        """
+        key = (repr(self), self.experiment_id, trial_id)
+        with _reported_lock:
+            if key in _reported:
+                return
+            _reported.add(key)
+        logger.warning("Experiment %r: the record of trial %s in %r cannot be read (%s); it is shown without "
+                       "the unreadable part. Fix or delete that record in the store.",
+                       self.experiment_id, trial_id, self, problem)
 
     # ---- metrics ----------------------------------------------------------
     @abc.abstractmethod

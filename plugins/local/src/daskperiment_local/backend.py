@@ -5,7 +5,10 @@ Layout under the backend directory (``<id>`` is the experiment id):
 ==========================  ====================================================
 ``<id>.sqlite3``            trials, metrics (raw float64/int64 arrays), code and
                             environment documents, purity hashes — plain data only
-``persist/<id>_<step>_<trial>.pkl``  persisted step results (cloudpickle)
+``persist/<id>_<step>_<trial>.pkl``  persisted step results (bytes encoded by
+                            ``daskperiment.payloads``: JSON, ``.npy``, Arrow or a signed pickle)
+``results/<id>_<trial>.<encoding>``  trial results that are not plain data and larger than
+                            :attr:`LocalBackend.inline_bytes` (smaller ones stay in the row)
 ``code/<id>_<trial>.py``    the code context of each trial, for diff tools and git
                             (hard links to ``code/.by-digest/``: one copy per distinct code)
 ``environment/<section>_<id>_<digest>.{json,txt}``  each distinct environment, once
@@ -67,8 +70,9 @@ CREATE TABLE IF NOT EXISTS purity (
 PRUNE_EVERY = 1_000
 
 #: Columns added after the first release, for databases created before them: (column, type).
+#: ``result_file`` names the file under ``results/`` holding a large result's bytes.
 ADDED_COLUMNS = (("sweep", "TEXT"), ("result_step", "TEXT"), ("reproduces", "INTEGER"), ("steps", "TEXT"),
-                 ("shared_steps", "TEXT"))
+                 ("shared_steps", "TEXT"), ("heartbeat", "REAL"), ("result_encoding", "TEXT"), ("result_file", "TEXT"))
 
 
 def _dumps(value: Any) -> str:
@@ -122,16 +126,44 @@ def _move_step_hashes(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _loads_column(texts: Iterable[str | None]) -> list[Any]:
-    """Decode a column of JSON texts with one ``json.loads`` (~10x faster than one per row)."""
-    values: list[Any] = json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+def _loads_column(texts: Sequence[str | None]) -> list[Any] | None:
+    """Decode a column of JSON texts with one ``json.loads`` (~10x faster than one per row);
+    ``None`` when some text is not one JSON value (then decode row by row)."""
+    return _loads_joined("[" + ",".join(t if t is not None else "null" for t in texts) + "]", len(texts))
+
+
+def _loads_joined(text: str, count: int) -> list[Any] | None:
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None
+    return values if len(values) == count else None  # a malformed row like '1,2' adds values
+
+
+def _loads_rows(backend: Backend, field: str, ids: Sequence[Any], texts: Sequence[Any]) -> list[Any]:
+    """Row-by-row decoding: an unreadable value becomes ``None`` and is reported with its trial id."""
+    values = []
+    for trial_id, text in zip(ids, texts):
+        try:
+            values.append(None if text is None else json.loads(text))
+        except (TypeError, ValueError) as exc:
+            backend.report_corrupt(trial_id, f"{field} is not JSON: {exc}")
+            values.append(None)
     return values
+
+
+def _flags(values: Iterable[Any]) -> list[Any]:
+    """SQLite's 0/1 as booleans; anything else is kept as it is (for the history to report)."""
+    return [v if v is None else (bool(v) if v in (0, 1) else v) for v in values]
 
 
 class LocalBackend(Backend):
     """Stores an experiment in a local directory (default ``daskperiment_cache/<id>``)."""
 
     scheme = "file"
+    #: A result's bytes up to this size stay in its row; larger ones go to ``results/`` so the
+    #: database holds metadata only (and a history read never pages big values through SQLite).
+    inline_bytes: int = 64 * 1024
 
     def __init__(self, experiment_id: str, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         super().__init__(experiment_id)
@@ -273,10 +305,27 @@ class LocalBackend(Backend):
         return ids
 
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
-        values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS]
-        self._writer().execute(
-            f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
-            [*values, trial_id])
+        self._update_outcome(self._writer(), trial_id, self._outcome_columns(trial_id, outcome))
+
+    def _outcome_columns(self, trial_id: int, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        """Column → value of an outcome; a large result's bytes are written to their file first
+        (atomically), so the row never points at a missing or torn file."""
+        columns = {f: _dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS}
+        columns["result_file"] = None
+        payload = columns.get("result_pickle")
+        if payload is not None and len(payload) > self.inline_bytes:
+            relative = f"results/{self.experiment_id}_{int(trial_id)}.{outcome.get('result_encoding') or 'bin'}"
+            self._write_file(relative, bytes(payload))
+            columns["result_pickle"], columns["result_file"] = None, relative
+        return columns
+
+    @staticmethod
+    def _update_outcome(db: sqlite3.Connection, trial_id: int, columns: Mapping[str, Any]) -> None:
+        db.execute(f"UPDATE trials SET {', '.join(f'{f} = ?' for f in columns)} WHERE trial_id = ?",
+                   [*columns.values(), trial_id])
+
+    def beat(self, trial_id: int, timestamp: float) -> None:
+        self._writer().execute("UPDATE trials SET heartbeat = ? WHERE trial_id = ?", (timestamp, int(trial_id)))
 
     def last_trial_id(self) -> int:
         if not self.database.exists():
@@ -286,7 +335,7 @@ class LocalBackend(Backend):
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         if not self.database.exists():
             return []
-        fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS)
+        fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS, "result_file")
         sql = f"SELECT {', '.join(fields)} FROM trials"
         args: list[Any] = []
         if trial_ids is not None:
@@ -299,10 +348,25 @@ class LocalBackend(Backend):
         columns: list[Sequence[Any]] = list(zip(*rows))
         for name in JSON_FIELDS:
             i = fields.index(name)
-            columns[i] = _loads_column(columns[i])
-        success = columns[fields.index("success")]
-        columns[fields.index("success")] = [None if s is None else bool(s) for s in success]
-        return [dict(zip(fields, row)) for row in zip(*columns)]
+            columns[i] = _loads_column(columns[i]) or _loads_rows(self, name, columns[0], columns[i])
+        columns[fields.index("success")] = _flags(columns[fields.index("success")])
+        records = [dict(zip(fields, row)) for row in zip(*columns)]
+        for record in records:
+            relative = record.pop("result_file")
+            if relative is not None:
+                record["result_pickle"] = self._read_result_file(record["trial_id"], relative)
+        return records
+
+    def _read_result_file(self, trial_id: int, relative: Any) -> bytes | None:
+        path = self.path / str(relative)
+        if path.parent != self.path / "results":  # a row naming a file elsewhere is not ours to read
+            self.report_corrupt(trial_id, f"result_file {relative!r} is not under results/")
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            self.report_corrupt(trial_id, f"its result file cannot be read ({exc})")
+            return None
 
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
         """Only the history columns asked for; the JSON columns are concatenated by SQLite
@@ -324,8 +388,12 @@ class LocalBackend(Backend):
         columns: dict[str, list[Any]] = {f: list(c) for f, c in zip(scalars, zip(*rows))} if rows else \
             {f: [] for f in scalars}
         for name, text in zip(texts_of, texts):
-            columns[name] = json.loads(text)
-        columns["success"] = [None if s is None else bool(s) for s in columns["success"]]
+            values = _loads_joined(text, len(rows))
+            if values is None:  # some row is malformed: find it
+                values = _loads_rows(self, name, columns["trial_id"], [row[0] for row in db.execute(
+                    f"SELECT {name} FROM trials WHERE trial_id <= ? ORDER BY trial_id", (columns["trial_id"][-1],))])
+            columns[name] = values
+        columns["success"] = _flags(columns["success"])
         return columns
 
     # ---- metrics -----------------------------------------------------------------
@@ -506,15 +574,17 @@ class LocalBackend(Backend):
     def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
+        columns = self._outcome_columns(trial_id, outcome)
+
         def both(db: sqlite3.Connection) -> list[str | None]:
             previous = self._swap_in_transaction(db, step_hashes)
-            self.finish_trial(trial_id, outcome)
+            self._update_outcome(db, trial_id, columns)
             return previous
 
         try:
             return self._write_transaction(both)
         except BaseException:
-            self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
+            self._update_outcome(self._writer(), trial_id, columns)  # the outcome is never lost with the hashes
             raise
 
     def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
