@@ -7,8 +7,10 @@ selects the server afresh (waiting up to ``serverSelectionTimeoutMS``) and succe
 
 Every write of the backend is safe to repeat: upserts by ``_id``, deletes, and inserts
 whose ``_id`` is fixed before the first attempt (a duplicate key on the repeat means the
-first attempt was stored). The trial counter's ``$inc`` is the one exception: a repeat
-may skip a trial id, never hand one out twice.
+first attempt was stored; a trial start also carries a token that tells whose it is).
+
+A call that *timed out* is not repeated: the server is frozen or overloaded, and a second
+wait would only double the time before the user hears of it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ DUPLICATE_KEY = 11000
 
 def retry(first: Callable[[], T], again: Callable[[], T] | None = None) -> T:
     """``first()``; after a dropped connection (not a server that stays down), ``again()``."""
-    from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
+    from pymongo.errors import AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
 
     try:
         return first()
     except AutoReconnect as exc:
-        if isinstance(exc, ServerSelectionTimeoutError):
+        if isinstance(exc, (ServerSelectionTimeoutError, NetworkTimeout)):
             raise
         logger.warning("MongoDB connection lost (%s); trying once more", exc)
     return (again or first)()
