@@ -62,6 +62,8 @@ CODEC_FIELDS = JSON_FIELDS
 BATCH_DOCUMENTS = 10_000
 #: Prune the purity record after this many new entries per process, not on every trial.
 PRUNE_EVERY = 64
+TIMED_OUT_START = ("Its start timed out (the MongoDB server did not answer in time) and the server stored it "
+                   "afterwards: the trial never ran.")
 
 
 def _key(category: str, *parts: Any) -> str:
@@ -98,6 +100,7 @@ class MongoBackend(Backend):
         self._pid = os.getpid()
         self._indexed = False
         self._unpruned = 0
+        self._unconfirmed: list[str] = []  # tokens of trial starts that timed out
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the recipe travels: clients are per process (not picklable, not fork-safe)."""
@@ -168,7 +171,11 @@ class MongoBackend(Backend):
     def start_trial(self, record: Mapping[str, Any]) -> int:
         from pymongo.errors import DuplicateKeyError
 
+        from pymongo.errors import NetworkTimeout
+
         collection = self._writable()
+        if self._unconfirmed:
+            self._close_timed_out_starts(collection)
         token = uuid.uuid4().hex
         fields = self._encode_fields(record)
         while True:
@@ -182,6 +189,18 @@ class MongoBackend(Backend):
                 mine = collection.find_one({"_id": document["_id"], "token": token}, {"_id": True})
                 if mine is not None:
                     return trial_id
+            except NetworkTimeout:
+                self._unconfirmed.append(token)  # the server may still store it: checked at the next start
+                raise
+
+    def _close_timed_out_starts(self, collection: Collection) -> None:
+        """Starts that timed out but were stored by the server afterwards: closed as failed."""
+        tokens, self._unconfirmed = self._unconfirmed, []
+        for doc in collection.find({"category": "trial", "token": {"$in": tokens}}, {"trial_id": True}):
+            logger.warning("Trial %s of experiment %r was recorded after its start had timed out; it is "
+                           "marked failed (it never ran).", doc["trial_id"], self.experiment_id)
+            self.finish_trial(int(doc["trial_id"]), {"success": False, "finished": time.time(),
+                                                     "description": TIMED_OUT_START})
 
     @staticmethod
     def _highest_trial_id(collection: Collection) -> int:
