@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from .records import MetricSeries
 
 NOT_FINISHED = "Not finished (running, or its process ended before the trial completed)"
-RUNNING = "Running (no outcome yet; its process is alive)"
+RUNNING = "Running (no outcome yet; its process shows signs of life)"
 
 
 def _is_number(value: Any) -> bool:
@@ -75,18 +75,18 @@ def _pid_alive(pid: int) -> bool:
 def abandoned(records: Iterable[Mapping[str, Any]], *, hostname: str, now: float, timeout: float) -> dict[int, str]:
     """Trial id → description, for unfinished trials whose process is known to be gone.
 
-    Same host: its pid is not alive. Another host (or no host recorded): no heartbeat
-    (nor start) for ``timeout`` seconds. A trial whose process is alive stays unfinished.
+    On this host: its pid is not alive. Anywhere: no heartbeat (nor start) for ``timeout``
+    seconds — a process that stopped beating, or a pid reused by another process, or a
+    start that timed out but was stored afterwards (nothing beats for it).
     """
     gone = {}
     for record in records:
         host, pid = record.get("host"), record.get("pid")
         last = record.get("heartbeat") or record.get("started")
-        if host == hostname and isinstance(pid, int) and not isinstance(pid, bool):
-            if _pid_alive(pid):
-                continue
+        fresh = _is_number(last) and now - last <= timeout
+        if host == hostname and isinstance(pid, int) and not isinstance(pid, bool) and not _pid_alive(pid):
             why = f"its process {pid} on this host ({host}) ended before the trial completed"
-        elif _is_number(last) and now - last <= timeout:
+        elif fresh:
             continue
         else:
             age = f"{now - last:.0f} s" if _is_number(last) else "ever"
