@@ -212,8 +212,12 @@ class LocalBackend(Backend):
     # ---- connection ---------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None and self.is_read_only:
-            conn = self._local.conn = self._open_read_only()
+        if self.is_read_only:
+            if conn is not None and self._local.immutable and self._wal.exists():
+                conn.close()  # a writer has started since: read its WAL from now on
+                conn = None
+            if conn is None:
+                conn = self._local.conn = self._open_read_only()
         elif conn is None:
             if not self.path.exists():
                 logger.info("Creating new cache directory: %s", self.path)
@@ -228,27 +232,26 @@ class LocalBackend(Backend):
             self._local.conn = conn
         return conn
 
-    def _open_read_only(self) -> sqlite3.Connection:
-        """``mode=ro``: reads the live WAL (a running writer is never blocked nor blocks us).
+    @property
+    def _wal(self) -> pathlib.Path:
+        return self.database.with_name(self.database.name + "-wal")
 
-        In a directory we cannot write, SQLite cannot create the WAL index when no
-        writer has it open; then nobody is writing and the file is read as immutable.
-        A database from before :data:`ADDED_COLUMNS` gets a temporary view adding
-        them as NULL (temporary objects live in memory, not in the file).
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read without creating or changing a file, and without blocking a running writer.
+
+        With no ``-wal`` file, no writer has the database open and every committed
+        transaction is in the main file: it is read as ``immutable`` (SQLite then creates
+        no ``-wal``/``-shm`` file, which even ``mode=ro`` would). Once a ``-wal`` appears
+        (a writer started), :meth:`_db` reconnects with ``mode=ro``, which reads the live
+        WAL through the files the writer made. A database from before
+        :data:`ADDED_COLUMNS` gets a temporary view adding them as NULL (temporary
+        objects live in memory, not in the file).
         """
-        uri = self.database.as_uri() + "?mode=ro"
+        immutable = not self._wal.exists()
+        uri = self.database.as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
-            try:
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
-            except sqlite3.OperationalError as exc:
-                wal = self.database.with_name(self.database.name + "-wal")
-                if "readonly" not in str(exc) or wal.exists():
-                    raise
-                conn.close()
-                conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
-                                       check_same_thread=False)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
             missing = [column for column, _ in ADDED_COLUMNS if column not in columns]
             if missing:
                 nulls = ", ".join(f"NULL AS {column}" for column in missing)
@@ -256,6 +259,7 @@ class LocalBackend(Backend):
         except sqlite3.Error as exc:
             raise BackendError(f"LocalBackend({self._display!r}): cannot read {self.database}: {exc}. "
                                "Check the file exists and is readable.") from exc
+        self._local.immutable = immutable
         return conn
 
     def _check_writable(self) -> None:
