@@ -204,9 +204,12 @@ class MongoBackend(Backend):
 
     @staticmethod
     def _highest_trial_id(collection: Collection) -> int:
-        found = list(collection.find({"category": "trial", "trial_id": {"$gte": 1}}, {"trial_id": True, "_id": False})
-                     .sort("trial_id", -1).limit(1))
-        return int(found[0]["trial_id"]) if found else 0
+        # a foreign document's non-integer trial_id is skipped (servers differ in sorting mixed types)
+        for doc in collection.find({"category": "trial", "trial_id": {"$gte": 1}}, {"trial_id": True, "_id": False},
+                                   batch_size=2).sort("trial_id", -1):
+            if type(doc.get("trial_id")) is int:
+                return doc["trial_id"]
+        return 0
 
     @guarded("record a heartbeat")
     def beat(self, trial_id: int, timestamp: float) -> None:
@@ -322,7 +325,10 @@ class MongoBackend(Backend):
         query: dict[str, Any] = {"category": "metric"}
         if trial_id is not None:
             query["trial_id"] = int(trial_id)
-        return sorted(self._col().distinct("key", query))
+        collection = self._col()
+        if collection.find_one(query, {"_id": True}) is None:  # some servers create a collection on distinct
+            return []
+        return sorted(collection.distinct("key", query))
 
     # ---- persisted step results ------------------------------------------------------------------
     @guarded("save a persisted step result")
