@@ -46,7 +46,7 @@ MAX_SEED = 2**32 - 1
 #: Seconds a trial that failed because its backend is unreachable waits for its outcome to be
 #: stored before raising (the write goes on in the background): the user hears of a dead
 #: server after one timeout, not two.
-UNREACHABLE_OUTCOME_WAIT = 1.0
+UNREACHABLE_OUTCOME_WAIT = 0.5
 
 
 @dataclass(frozen=True)

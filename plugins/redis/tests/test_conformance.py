@@ -11,7 +11,7 @@ class TestRedisBackend(BackendTests, ExperimentTests, SafeLoadingTests, BackendS
     def make_backend(self, redis_uri):  # a database flushed for each test
         def make(experiment_id: str) -> RedisBackend:
             backend = RedisBackend(experiment_id, redis_uri)
-            backend.value_chunk_bytes = 1 << 20  # the suite's large values are chunked (default 64 MiB)
+            backend.value_chunk_bytes = 1 << 20  # the suite's large values are chunked (default 16 MiB)
             return backend
 
         return make

@@ -26,7 +26,7 @@ DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000
 #: How long a call waits for an answer (pymongo's default is forever: a frozen server would
 #: block the trial) and for a connection; the URI's ``socketTimeoutMS``/``connectTimeoutMS`` win.
 #: No call of ours takes long on a healthy server (each reads or writes bounded batches).
-DEFAULT_TIMEOUTS_MS = {"socketTimeoutMS": 10_000, "connectTimeoutMS": 5_000}
+DEFAULT_TIMEOUTS_MS = {"socketTimeoutMS": 8_000, "connectTimeoutMS": 5_000}
 
 SCHEMES = ("mongodb", "mongodb+srv")
 

@@ -54,8 +54,9 @@ logger = logging.getLogger("daskperiment.redis")
 OUTCOME_FIELDS = tuple(f for f in records.OUTCOME_FIELDS if f not in ("traceback", "result_pickle"))
 #: Trial ids per ``HMGET``: keeps each command short so other clients are not held up.
 BATCH_IDS = 5_000
-#: Bytes per stored value: far below Redis' 512 MB limit, and each command stays short.
-VALUE_CHUNK_BYTES = 64 << 20
+#: Bytes per stored value: far below Redis' 512 MB limit, and short enough to send within the
+#: socket timeout on a slow link (16 MiB at 10 MB/s: 1.6 s).
+VALUE_CHUNK_BYTES = 16 << 20
 #: Seconds a start's token (and a partly written value) is kept.
 TOKEN_SECONDS = 24 * 3600
 #: Outcome marker of a result whose bytes are in :meth:`.Keys.result_chunks`.
