@@ -83,13 +83,15 @@ def abandoned(records: Iterable[Mapping[str, Any]], *, hostname: str, now: float
     for record in records:
         host, pid = record.get("host"), record.get("pid")
         last = record.get("heartbeat") or record.get("started")
-        fresh = _is_number(last) and now - last <= timeout
+        if not _is_number(last):
+            last = None
+        fresh = last is not None and now - last <= timeout
         if host == hostname and isinstance(pid, int) and not isinstance(pid, bool) and not _pid_alive(pid):
             why = f"its process {pid} on this host ({host}) ended before the trial completed"
         elif fresh:
             continue
         else:
-            age = f"{now - last:.0f} s" if _is_number(last) else "ever"
+            age = "ever" if last is None else f"{now - last:.0f} s"
             why = f"no heartbeat from host {host} (pid {pid}) for {age} (more than {timeout:g} s)"
         gone[int(record["trial_id"])] = f"Abandoned: {why}; metrics and persisted results may be partial"
     return gone

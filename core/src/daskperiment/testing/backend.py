@@ -286,11 +286,11 @@ class BackendTests:
         backend.save_persisted("big", trial_id, data)
         (record,) = backend.load_trials([trial_id])
         assert bytes(record["result_pickle"]) == data and record["result_encoding"] == "npy"
-        assert bytes(backend.load_persisted("big", trial_id)) == data
+        assert backend.load_persisted("big", trial_id) == data
         assert backend.load_history(HISTORY_FIELDS)["result"] == ["<array>"]
         backend.save_persisted("big", trial_id, b"small")
         backend.finish_trial(trial_id, _outcome(result=1, result_pickle=None, result_encoding="json"))
-        assert bytes(backend.load_persisted("big", trial_id)) == b"small"
+        assert backend.load_persisted("big", trial_id) == b"small"
         assert backend.load_trials([trial_id])[0]["result_pickle"] is None
 
     # ---- heartbeats --------------------------------------------------------------------

@@ -341,7 +341,8 @@ class RedisBackend(Backend):
             return None
 
     def _read_chunks(self, key: str) -> bytes:
-        return b"".join(self._redis().lrange(key, 0, -1))
+        chunks: list[bytes] = self._redis().lrange(key, 0, -1)  # type: ignore[assignment]  # raw replies
+        return b"".join(chunks)
 
     @_guarded("loading the history")
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
