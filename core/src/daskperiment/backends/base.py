@@ -237,7 +237,7 @@ class Backend(abc.ABC):
     supports_cache: ClassVar[bool] = False
 
     def save_cached(self, digest: str, data: bytes) -> None:
-        """Store a step's pickled output under its cache ``digest``; idempotent (content-addressed:
+        """Store a step's encoded output (``daskperiment.payloads``) under its cache ``digest``; idempotent (content-addressed:
         the same digest always means the same output)."""
         raise NotImplementedError(f"{type(self).__name__} does not support the step cache")
 

@@ -510,6 +510,28 @@ class SafeLoadingTests:
             with pytest.raises(UntrustedPickleError, match="persisted result of step 'step'"):
                 ex.get_persisted("step", trial_id)
 
+    def test_planted_step_cache_entry_is_not_loaded(self, planted: Any, tmp_path: pathlib.Path) -> None:
+        """A step-cache entry replaced by a pickle is not used: the step runs again and rewrites it."""
+        from daskperiment import Experiment
+
+        _, backend, _, evil, _ = planted
+        if not backend.supports_cache:
+            pytest.skip(f"{type(backend).__name__} has no step cache")
+        ex = Experiment("planted", backend=backend, cache=True)
+        runs = []
+
+        @ex.result
+        def square(x):
+            runs.append(x)
+            return {x * x}  # a set: stored as a signed pickle
+
+        assert square(3).compute() == {9} and square(3).compute() == {9} and runs == [3]  # a hit
+        for entry in backend.cached_entries():
+            backend.delete_cached([entry.digest])
+            backend.save_cached(entry.digest, evil)
+        assert square(3).compute() == {9} and runs == [3, 3]  # not used: the step ran
+        assert square(3).compute() == {9} and runs == [3, 3]  # and its output replaced the entry
+
     def test_signed_pickles_load(self, planted: Any) -> None:
         """Signed with the reader's key, a pickle loads: the check refuses strangers, not ourselves."""
         from daskperiment import payloads

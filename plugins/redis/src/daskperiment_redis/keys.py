@@ -65,7 +65,7 @@ class Keys:
         return f"{self.prefix}persist:{step}:{int(trial_id)}"
 
     def cached(self, digest: str) -> str:
-        """String: a step's pickled output in the step cache, by its digest."""
+        """String: a step's output in the step cache (encoded by ``daskperiment.payloads``), by its digest."""
         return f"{self.prefix}stepcache:{digest}"
 
     def persisted_chunks(self, step: str, trial_id: int) -> str:
