@@ -171,7 +171,7 @@ class MongoBackend(Backend):
     def start_trial(self, record: Mapping[str, Any]) -> int:
         from pymongo.errors import DuplicateKeyError
 
-        from pymongo.errors import NetworkTimeout
+        from pymongo.errors import AutoReconnect
 
         collection = self._writable()
         if self._unconfirmed:
@@ -189,8 +189,8 @@ class MongoBackend(Backend):
                 mine = collection.find_one({"_id": document["_id"], "token": token}, {"_id": True})
                 if mine is not None:
                     return trial_id
-            except NetworkTimeout:
-                self._unconfirmed.append(token)  # the server may still store it: checked at the next start
+            except AutoReconnect:  # timed out or cut off: the server may still store it
+                self._unconfirmed.append(token)  # checked at the next start
                 raise
 
     def _close_timed_out_starts(self, collection: Collection) -> None:
