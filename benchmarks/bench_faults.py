@@ -3,7 +3,7 @@
 Issue 15, item 15: with the server killed mid-trial, one clear error within about 5 s of the
 first failed write; with the server frozen (SIGSTOP), within a configurable timeout of 10 s or
 less by default. For Redis and MongoDB (their own servers on 127.0.0.1, started via
-:mod:`daskperiment.testing.servers`), a trial saves a metric point every millisecond; the server
+:mod:`pytest_daskperiment.servers`), a trial saves a metric point every millisecond; the server
 is killed or frozen from inside the step, and the time until ``compute()`` raises is measured
 with the backends' default timeouts (``--quick``: 1 s timeouts, a smoke run).
 
@@ -57,7 +57,7 @@ def time_to_error(uri: str, fault: Callable[[], None]) -> dict[str, Any]:
 
 
 def run(kind: str, fault: str, quick: bool) -> dict[str, Any]:
-    from daskperiment.testing.servers import MongoServer, RedisServer
+    from pytest_daskperiment.servers import MongoServer, RedisServer
 
     server = RedisServer() if kind == "redis" else MongoServer()
     server.start()
