@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -148,3 +149,15 @@ def test_the_default_backend_reads_without_creating_its_directory(tmp_path):
     daskperiment.Experiment("nobody_default").get_history()
     assert not (tmp_path / "daskperiment_cache").exists()
     assert np.array_equal(os.listdir(tmp_path), [])
+
+
+def test_a_database_another_process_is_creating_reads_as_empty(tmp_path):
+    """Its file exists, its tables not yet (another process is initialising it): no trials, no error."""
+    store = tmp_path / "store"
+    store.mkdir()
+    db = sqlite3.connect(store / "racing.sqlite3")
+    db.execute("PRAGMA user_version = 1")  # writes the file's header, creates no table
+    db.commit()
+    db.close()
+    ex = daskperiment.Experiment("racing", backend=store)
+    assert ex.trial_id == 0 and ex.get_history().empty and ex.backend.read_only().metric_keys() == []

@@ -59,7 +59,7 @@ def test_a_frozen_server_fails_the_trial_within_the_socket_timeout(own_mongo_ser
 
     ex, train, reached = _metrics_experiment(own_mongo_uri(**FAST), freeze)
     try:
-        with pytest.raises(BackendUnavailableError, match="timed out"):
+        with pytest.raises(BackendUnavailableError, match="timed out|operation cancelled"):  # socket or monitor
             train().compute()
     finally:
         if frozen:

@@ -157,6 +157,10 @@ def _flags(values: Iterable[Any]) -> list[Any]:
     return [v if v is None else (bool(v) if v in (0, 1) else v) for v in values]
 
 
+class _NotInitialised(Exception):
+    """The database file exists but its schema does not yet (read-only views only)."""
+
+
 class LocalBackend(Backend):
     """Stores an experiment in a local directory (default ``daskperiment_cache/<id>``)."""
 
@@ -232,6 +236,19 @@ class LocalBackend(Backend):
             self._local.conn = conn
         return conn
 
+    def _has_database(self) -> bool:
+        """Whether there is a database to read. A read-only view also needs its tables: another
+        process may have just created the file and not yet its schema (then it reads as empty)."""
+        if not self.database.exists():
+            return False
+        if not self.is_read_only or getattr(self._local, "conn", None) is not None:
+            return True
+        try:
+            self._db()
+        except _NotInitialised:
+            return False
+        return True
+
     @property
     def _wal(self) -> pathlib.Path:
         return self.database.with_name(self.database.name + "-wal")
@@ -252,6 +269,9 @@ class LocalBackend(Backend):
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+            if not columns:  # created by a writer this instant, its schema not yet committed
+                conn.close()
+                raise _NotInitialised(str(self.database))
             missing = [column for column, _ in ADDED_COLUMNS if column not in columns]
             if missing:
                 nulls = ", ".join(f"NULL AS {column}" for column in missing)
@@ -332,12 +352,12 @@ class LocalBackend(Backend):
         self._writer().execute("UPDATE trials SET heartbeat = ? WHERE trial_id = ?", (timestamp, int(trial_id)))
 
     def last_trial_id(self) -> int:
-        if not self.database.exists():
+        if not self._has_database():
             return 0
         return int(self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0])
 
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        if not self.database.exists():
+        if not self._has_database():
             return []
         fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS, "result_file")
         sql = f"SELECT {', '.join(fields)} FROM trials"
@@ -377,7 +397,7 @@ class LocalBackend(Backend):
         and parsed with one ``json.loads`` each (100,000 trials in about 0.25 s)."""
         scalars = ["trial_id", "success", *(f for f in fields if f not in (*JSON_FIELDS, "trial_id", "success"))]
         texts_of = [f for f in JSON_FIELDS if f in fields]
-        if not self.database.exists():
+        if not self._has_database():
             return {field: [] for field in (*scalars, *texts_of)}
         db = self._db()
         db.execute("BEGIN")  # one snapshot for both queries
@@ -408,7 +428,7 @@ class LocalBackend(Backend):
 
     def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
         ids = [int(t) for t in trial_ids]
-        if not ids or not self.database.exists():
+        if not ids or not self._has_database():
             return {}
         rows = self._db().execute(
             f"SELECT trial_id, epoch_dtype, epochs, vals FROM metrics WHERE key = ? "
@@ -424,7 +444,7 @@ class LocalBackend(Backend):
         """One scan of the metric's rows in (trial, save) order and three numpy reductions over all
         points at once: no Python work per point or per trial (100,000 trials in about 0.1 s)."""
         empty = MetricSummaries(np.array([], dtype=np.int64), *(np.array([]) for _ in range(3)))
-        if not self.database.exists():
+        if not self._has_database():
             return empty
         sql = "SELECT trial_id, vals FROM metrics WHERE key = ?"
         args: list[Any] = [key]
@@ -450,7 +470,7 @@ class LocalBackend(Backend):
         return MetricSummaries(trials[starts], values[np.r_[starts[1:], len(values)] - 1], low, high)
 
     def metric_keys(self, trial_id: int | None = None) -> list[str]:
-        if not self.database.exists():
+        if not self._has_database():
             return []
         if trial_id is None:
             rows = self._db().execute("SELECT DISTINCT key FROM metrics").fetchall()
@@ -562,7 +582,7 @@ class LocalBackend(Backend):
                 self._write_file(f"environment/{section}_{self.experiment_id}_{digest}.{suffix}", body.encode())
 
     def load_document(self, kind: str, digest: str) -> dict[str, Any] | None:
-        if not self.database.exists():
+        if not self._has_database():
             return None
         row = self._db().execute("SELECT body FROM documents WHERE kind = ? AND digest = ?",
                                  (kind, digest)).fetchone()
