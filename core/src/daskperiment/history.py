@@ -25,7 +25,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-#: What each history column may hold besides ``None``: a check per field.
+_NONE = type(None)
+#: The exact types each history column usually holds (checked for a whole column at C speed).
+_USUAL: dict[str, set[type]] = {
+    "parameters": {dict, _NONE}, "seed": {int, _NONE}, "success": {bool, _NONE}, "pid": {int, _NONE},
+    **{name: {float, int, _NONE} for name in ("finished", "process_time", "started", "heartbeat")},
+    **{name: {str, _NONE} for name in ("result_type", "description", "sweep", "host")},
+}
+#: What each history column may hold besides ``None``: a check per value, for unusual columns.
 _VALID: dict[str, Callable[[Any], bool]] = {
     "parameters": lambda v: isinstance(v, dict),
     "seed": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
@@ -42,7 +49,7 @@ def clean_columns(columns: dict[str, list[Any]], report: Callable[[Any, str], No
     becomes ``None`` and is reported (with its trial id) instead of failing the whole history.
     Rows without an integer trial id are dropped."""
     ids = columns["trial_id"]
-    if not all(type(t) is int for t in ids):
+    if not set(map(type, ids)) <= {int}:
         keep = [i for i, t in enumerate(ids) if isinstance(t, numbers.Integral) and not isinstance(t, bool)]
         for i in set(range(len(ids))) - set(keep):
             report(ids[i], f"its trial id {ids[i]!r} is not an integer")
@@ -50,7 +57,9 @@ def clean_columns(columns: dict[str, list[Any]], report: Callable[[Any, str], No
         columns["trial_id"] = [int(t) for t in columns["trial_id"]]
     for name, valid in _VALID.items():
         values = columns.get(name)
-        if values is None or all(v is None or valid(v) for v in values):  # the usual case: one pass, no copy
+        if values is None or set(map(type, values)) <= _USUAL[name]:  # the usual case: a C loop, no copy
+            continue
+        if all(v is None or valid(v) for v in values):  # numpy numbers and other acceptable types
             continue
         cleaned = []
         for trial_id, value in zip(columns["trial_id"], values):
