@@ -101,3 +101,22 @@ def test_a_running_trial_beats_and_reads_as_running(ex, monkeypatch):
         release.set()
         runner.join(30)
     assert ex.get_history()["Success"].tolist() == [True]
+
+
+def test_a_running_sweep_beats_for_all_its_trials(ex, monkeypatch):
+    """One heartbeat write per interval covers every trial of the sweep."""
+    from daskperiment import sweep
+
+    monkeypatch.setattr(heartbeat, "INTERVAL", 0.05)
+    monkeypatch.setattr(sweep, "heartbeats", heartbeat._Heartbeats())
+    a = ex.parameter("a")
+
+    @ex.result
+    def slow(a):
+        time.sleep(0.5)
+        return a
+
+    ex.sweep(slow(a), a=[1, 2]).compute(scheduler="threads")
+    records = ex.backend.load_trials()
+    assert [r["success"] for r in records] == [True, True]
+    assert all(r["heartbeat"] > r["started"] for r in records)

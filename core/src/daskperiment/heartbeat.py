@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ class _Heartbeats:
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def beating(self, backend: Backend, trial_id: int) -> Iterator[None]:
-        """Refresh ``trial_id``'s heartbeat while the block runs."""
-        key = (id(backend), trial_id)
+    def beating(self, backend: Backend, trial_ids: Sequence[int]) -> Iterator[None]:
+        """Refresh the heartbeats of ``trial_ids`` (one trial, or a sweep's) while the block runs."""
+        keys = [(id(backend), trial_id) for trial_id in trial_ids]
         with self._lock:
-            self._trials[key] = (backend, trial_id)
+            self._trials.update({key: (backend, key[1]) for key in keys})
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="daskperiment-heartbeat", daemon=True)
                 self._thread.start()
@@ -69,19 +69,23 @@ class _Heartbeats:
             yield
         finally:
             with self._lock:
-                self._trials.pop(key, None)
+                for key in keys:
+                    self._trials.pop(key, None)
 
     def _run(self) -> None:
         while True:
             self._wake.wait(INTERVAL)
             with self._lock:
                 trials = list(self._trials.values())
-            now = time.time()
+            by_backend: dict[int, tuple[Backend, list[int]]] = {}
             for backend, trial_id in trials:
+                by_backend.setdefault(id(backend), (backend, []))[1].append(trial_id)
+            now = time.time()
+            for backend, trial_ids in by_backend.values():  # one write per backend, however many trials
                 try:
-                    backend.beat(trial_id, now)
+                    backend.beat(sorted(trial_ids), now)
                 except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the trial's own writes report errors
-                    logger.debug("Heartbeat of trial %d failed: %s", trial_id, exc)
+                    logger.debug("Heartbeat of trials %s failed: %s", trial_ids[:10], exc)
 
 
 heartbeats = _Heartbeats()

@@ -289,7 +289,7 @@ def run(plan: TrialPlan, *, dask_kwargs: Mapping[str, Any],
     """Start, execute and complete one trial; return its result or re-raise its error."""
     host = get_plugin_host()
     trial = start(plan, host)
-    with heartbeats.beating(plan.backend, trial.trial_id):
+    with heartbeats.beating(plan.backend, [trial.trial_id]):
         if on_started is not None:
             on_started(trial)
         try:

@@ -45,7 +45,7 @@ def run_everything(experiment_id: str, uri: str) -> daskperiment.Experiment:
     ex.set_parameters(a=0)
     with pytest.raises(ZeroDivisionError):
         score(prepare(a), big(a)).compute(seed=3)
-    ex.backend.beat(1, 1_700_000_000.0)  # trials this short end before their first heartbeat
+    ex.backend.beat([1], 1_700_000_000.0)  # trials this short end before their first heartbeat
     return ex
 
 

@@ -145,15 +145,16 @@ class Backend(abc.ABC):
         records = self.load_trials()
         return {field: [r.get(field) for r in records] for field in fields}
 
-    def beat(self, trial_id: int, timestamp: float) -> None:
-        """Set the ``heartbeat`` field of a running trial's record to ``timestamp`` (a cheap write).
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        """Set the ``heartbeat`` field of running trials' records to ``timestamp``: one cheap write
+        for all of them (a sweep beats for thousands of trials at once).
 
-        Called every few seconds while a trial runs (:mod:`daskperiment.heartbeat`); readers on
+        Called every few seconds while trials run (:mod:`daskperiment.heartbeat`); readers on
         other hosts tell a running trial from an abandoned one by it. The default stores
         nothing, so such trials read as abandoned once the heartbeat timeout has passed:
         every backend should override it (the conformance suite checks it).
         """
-        logger.debug("%r keeps no heartbeats (trial %d)", self, trial_id)
+        logger.debug("%r keeps no heartbeats (trials %s)", self, list(trial_ids)[:10])
 
     def report_corrupt(self, trial_id: Any, problem: str) -> None:
         """Log once per process that a stored record cannot be read, naming its trial id.

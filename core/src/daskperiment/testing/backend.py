@@ -295,13 +295,13 @@ class BackendTests:
 
     # ---- heartbeats --------------------------------------------------------------------
     def test_heartbeat_is_stored(self, backend: Backend) -> None:
-        """beat() refreshes a running trial's ``heartbeat``; other trials keep theirs."""
-        first = backend.start_trial(_record(heartbeat=1_700_000_000.5))
-        second = backend.start_trial(_record(heartbeat=1_700_000_000.5))
-        backend.beat(first, 1_700_000_100.25)
+        """beat() refreshes running trials' ``heartbeat`` in one call; other trials keep theirs."""
+        first, second, third = (backend.start_trial(_record(heartbeat=1_700_000_000.5)) for _ in range(3))
+        backend.beat([first, third], 1_700_000_100.25)
         records = {r["trial_id"]: r for r in backend.load_trials()}
-        assert records[first]["heartbeat"] == pytest.approx(1_700_000_100.25)
+        assert records[first]["heartbeat"] == records[third]["heartbeat"] == pytest.approx(1_700_000_100.25)
         assert records[second]["heartbeat"] == pytest.approx(1_700_000_000.5)
+        backend.beat([], 1_700_000_200.0)  # nothing running: nothing written
         backend.finish_trial(first, _outcome())
         assert backend.load_trials([first])[0]["heartbeat"] == pytest.approx(1_700_000_100.25)
 

@@ -348,8 +348,11 @@ class LocalBackend(Backend):
         db.execute(f"UPDATE trials SET {', '.join(f'{f} = ?' for f in columns)} WHERE trial_id = ?",
                    [*columns.values(), trial_id])
 
-    def beat(self, trial_id: int, timestamp: float) -> None:
-        self._writer().execute("UPDATE trials SET heartbeat = ? WHERE trial_id = ?", (timestamp, int(trial_id)))
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        if not trial_ids:
+            return
+        self._write_transaction(lambda db: db.executemany(
+            "UPDATE trials SET heartbeat = ? WHERE trial_id = ?", [(timestamp, int(t)) for t in trial_ids]))
 
     def last_trial_id(self) -> int:
         if not self._has_database():
@@ -613,20 +616,22 @@ class LocalBackend(Backend):
 
     def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
                         ) -> list[list[str | None]]:
-        """A whole sweep's hashes and outcomes in one transaction (one commit, not one per trial)."""
+        """A whole sweep's hashes and outcomes in one transaction (one commit, not one per trial);
+        large results are written to their files first, outside it."""
+        columns = [self._outcome_columns(trial_id, outcome) for trial_id, outcome, _ in trials]
+
         def all_of_them(db: sqlite3.Connection) -> list[list[str | None]]:
             answers = [self._swap_in_transaction(db, hashes) if hashes else [] for _, _, hashes in trials]
-            db.executemany(
-                f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
-                [[*(_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS),
-                  trial_id] for trial_id, outcome, _ in trials])
+            if columns:  # every trial has the same columns: one statement for all
+                db.executemany(f"UPDATE trials SET {', '.join(f'{f} = ?' for f in columns[0])} WHERE trial_id = ?",
+                               [[*values.values(), trial_id] for (trial_id, _, _), values in zip(trials, columns)])
             return answers
 
         try:
             return self._write_transaction(all_of_them)
         except BaseException:
-            for trial_id, outcome, _ in trials:  # the outcomes are never lost with the hashes
-                self.finish_trial(trial_id, outcome)
+            for (trial_id, _, _), values in zip(trials, columns):  # the outcomes are never lost with the hashes
+                self._update_outcome(self._writer(), trial_id, values)
             raise
 
     def _write_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -212,10 +212,12 @@ class MongoBackend(Backend):
         return 0
 
     @guarded("record a heartbeat")
-    def beat(self, trial_id: int, timestamp: float) -> None:
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        if not trial_ids:
+            return
         collection = self._writable()
-        retry(lambda: collection.update_one({"_id": _key("trial", int(trial_id))},
-                                            {"$set": {"heartbeat": float(timestamp)}}))
+        ids = [_key("trial", int(t)) for t in trial_ids]
+        retry(lambda: collection.update_many({"_id": {"$in": ids}}, {"$set": {"heartbeat": float(timestamp)}}))
 
     @guarded("store a trial outcome")
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:

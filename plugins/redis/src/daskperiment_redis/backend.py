@@ -209,8 +209,10 @@ class RedisBackend(Backend):
                                                   "description": TIMED_OUT_START})
 
     @_guarded("recording a heartbeat")
-    def beat(self, trial_id: int, timestamp: float) -> None:
-        self._redis().hset(self.keys.trial_heartbeat, int(trial_id), repr(float(timestamp)))
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        if trial_ids:
+            value = repr(float(timestamp))
+            self._redis().hset(self.keys.trial_heartbeat, mapping={int(t): value for t in trial_ids})
 
     @_guarded("storing a trial outcome")
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
