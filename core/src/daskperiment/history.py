@@ -25,6 +25,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 _NONE = type(None)
 #: The exact types each history column usually holds (checked for a whole column at C speed).
 _USUAL: dict[str, set[type]] = {
@@ -35,12 +39,12 @@ _USUAL: dict[str, set[type]] = {
 #: What each history column may hold besides ``None``: a check per value, for unusual columns.
 _VALID: dict[str, Callable[[Any], bool]] = {
     "parameters": lambda v: isinstance(v, dict),
-    "seed": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+    "seed": _is_integer,
     "finished": _is_number, "process_time": _is_number, "started": _is_number, "heartbeat": _is_number,
     "success": lambda v: isinstance(v, bool),
     "result_type": lambda v: isinstance(v, str), "description": lambda v: isinstance(v, str),
     "sweep": lambda v: isinstance(v, str), "host": lambda v: isinstance(v, str),
-    "pid": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+    "pid": _is_integer,
 }
 
 
@@ -50,7 +54,7 @@ def clean_columns(columns: dict[str, list[Any]], report: Callable[[Any, str], No
     Rows without an integer trial id are dropped."""
     ids = columns["trial_id"]
     if not set(map(type, ids)) <= {int}:
-        keep = [i for i, t in enumerate(ids) if isinstance(t, numbers.Integral) and not isinstance(t, bool)]
+        keep = [i for i, t in enumerate(ids) if _is_integer(t)]
         for i in set(range(len(ids))) - set(keep):
             report(ids[i], f"its trial id {ids[i]!r} is not an integer")
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}

@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 import cloudpickle
 
 from .errors import PayloadError, UntrustedPickleError
+from .records import TrialOutcome
 from .serialization import is_plain
 
 __all__ = ["KEY_ENV", "MAGIC", "decode", "decode_result", "encode", "encode_result", "key_file", "pack", "pickle_key", "unpack"]
@@ -166,7 +167,8 @@ def _arrow_bytes(frame: Any) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def _arrow_frame(body: bytes) -> Any:
@@ -254,7 +256,7 @@ def unpack(data: bytes, what: str) -> Any:
 
 
 # ---- trial results -------------------------------------------------------------------------------------
-def encode_result(value: Any) -> dict[str, Any]:
+def encode_result(value: Any) -> TrialOutcome:
     """Result fields of a trial record.
 
     Plain data is stored as the ``result`` itself (``result_encoding`` ``"json"``). Anything

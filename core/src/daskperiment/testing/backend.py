@@ -518,10 +518,10 @@ class SafeLoadingTests:
         if not backend.supports_cache:
             pytest.skip(f"{type(backend).__name__} has no step cache")
         ex = Experiment("planted", backend=backend, cache=True)
-        runs = []
+        runs: list[int] = []
 
         @ex.result
-        def square(x):
+        def square(x: int) -> set[int]:
             runs.append(x)
             return {x * x}  # a set: stored as a signed pickle
 

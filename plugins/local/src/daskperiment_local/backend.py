@@ -334,7 +334,8 @@ class LocalBackend(Backend):
     def _outcome_columns(self, trial_id: int, outcome: Mapping[str, Any]) -> dict[str, Any]:
         """Column → value of an outcome; a large result's bytes are written to their file first
         (atomically), so the row never points at a missing or torn file."""
-        columns = {f: _dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS}
+        columns: dict[str, Any] = {f: _dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f)
+                                   for f in OUTCOME_FIELDS}
         columns["result_file"] = None
         payload = columns.get("result_pickle")
         if payload is not None and len(payload) > self.inline_bytes:

@@ -193,7 +193,7 @@ class MongoBackend(Backend):
                 self._unconfirmed.append(token)  # checked at the next start
                 raise
 
-    def _close_timed_out_starts(self, collection: Collection) -> None:
+    def _close_timed_out_starts(self, collection: Collection[Document]) -> None:
         """Starts that timed out but were stored by the server afterwards: closed as failed."""
         tokens, self._unconfirmed = self._unconfirmed, []
         for doc in collection.find({"category": "trial", "token": {"$in": tokens}}, {"trial_id": True}):
@@ -203,12 +203,12 @@ class MongoBackend(Backend):
                                                      "description": TIMED_OUT_START})
 
     @staticmethod
-    def _highest_trial_id(collection: Collection) -> int:
+    def _highest_trial_id(collection: Collection[Document]) -> int:
         # a foreign document's non-integer trial_id is skipped (servers differ in sorting mixed types)
         for doc in collection.find({"category": "trial", "trial_id": {"$gte": 1}}, {"trial_id": True, "_id": False},
                                    batch_size=2).sort("trial_id", -1):
             if type(doc.get("trial_id")) is int:
-                return doc["trial_id"]
+                return int(doc["trial_id"])
         return 0
 
     @guarded("record a heartbeat")

@@ -287,6 +287,7 @@ class RedisBackend(Backend):
     def _json_batch(self, name: str, batch: list[int], reply: bytes) -> list[Any]:
         """One batch of a JSON hash: one ``json.loads``, or value by value when a value is not a
         JSON object (reported with its trial id and read as missing)."""
+        values: list[Any] | None
         try:
             values = json.loads(reply)
         except ValueError:
