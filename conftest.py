@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 
 import pytest
 
 from daskperiment.collector_cache import ENV_CACHE_DIR
+from daskperiment.payloads import KEY_ENV
 
 _session_cache: str | None = None
 
@@ -20,6 +22,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if ENV_CACHE_DIR not in os.environ:
         _session_cache = tempfile.mkdtemp(prefix="daskperiment-test-cache-")
         os.environ[ENV_CACHE_DIR] = _session_cache
+    # a pickle signing key for the session: tests never create one in the user's config directory
+    # (scripts and Dask workers the tests start inherit it)
+    os.environ.setdefault(KEY_ENV, secrets.token_hex(32))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -186,3 +186,11 @@ def test_dashboard_benchmark_runs_quick(tmp_path):
     assert result["chart"]["points"] == 10_000 and result["chart"]["sent_points"] <= 2_000
     assert result["report"]["trials"] == 100 and result["report"]["megabytes"] > 0
     assert isinstance(result["first_paint"], (dict, str))
+
+
+def test_bench_faults_quick_measures_every_backend_and_fault(tmp_path):
+    """Starts its own Redis and MongoDB servers (127.0.0.1), kills and freezes them: a real error each time."""
+    result = _json_line([str(BENCHMARKS / "bench_faults.py"), "--quick", "--json"], tmp_path)
+    rows = {(row["backend"], row["fault"]): row for row in result["rows"]}
+    assert sorted(rows) == [("mongo", "dead"), ("mongo", "frozen"), ("redis", "dead"), ("redis", "frozen")]
+    assert all(row["error"] == "BackendUnavailableError" and row["seconds"] > 0 for row in rows.values())

@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
 from .backends import backend_argument

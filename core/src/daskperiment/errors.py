@@ -26,6 +26,8 @@ __all__ = [
     "InvalidArgumentError",
     "DuplicateStepError",
     "ExperimentNotFoundError",
+    "PayloadError",
+    "UntrustedPickleError",
 ]
 
 
@@ -112,3 +114,11 @@ class DuplicateStepError(DaskperimentError):
 
 class ExperimentNotFoundError(DaskperimentError):
     """A read-only command named an experiment that has no stored trials there."""
+
+
+class PayloadError(DaskperimentError):
+    """A stored result cannot be decoded (unknown encoding, missing bytes, missing library)."""
+
+
+class UntrustedPickleError(PayloadError):
+    """A pickle whose signature does not verify with this machine's key: it is never unpickled."""

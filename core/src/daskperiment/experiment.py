@@ -6,14 +6,15 @@ import dataclasses
 import keyword
 import logging
 import os
+import socket
 import sys
 import threading
 import weakref
+import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any, Callable, Iterable, overload
 
-import cloudpickle
 import dask
 import numpy as np
 import pandas as pd
@@ -26,9 +27,11 @@ from .comparison import TrialDiff, code_changes, compare_trials, environment_cha
 from .context import current_trial, get_current, require_current
 from .errors import (DaskperimentError, InvalidArgumentError, LockedTrialError, MetricNotFoundError,
                      MetricNotInTrialError, PersistedResultNotFoundError, TrialIDNotFoundError)
-from .history import gc_paused, history_frame, metric_frame
+from .heartbeat import abandoned_after
+from .history import abandoned, clean_columns, gc_paused, history_frame, metric_frame
 from .metrics import BATCH_POINTS, check_metric_key, check_metric_value, metric_arrays
 from .parameters import UNDEFINED, Parameter, ParameterStore
+from .payloads import decode_result, unpack
 from .plugins import get_plugin_host
 from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
@@ -172,7 +175,7 @@ class Experiment:
         self.seed = seed
         self.cache = bool(cache)
         self._init_state()
-        last = self._backend.last_trial_id()  # reach the store now: a wrong URI or password fails here
+        last = self._reader.last_trial_id()  # reach the store now: a wrong URI or password fails here
         self._initialised = True
         # the text, not the instance: a log record kept by a handler must not keep the instance alive
         logger.info("Loaded %s" if last else "Initialized new experiment: %s", self._describe(last))
@@ -196,7 +199,7 @@ class Experiment:
         return (_restore, (self.id, self._backend, self.seed, self._parameters, self.cache, self.cache_limit))
 
     def __repr__(self) -> str:
-        return self._describe(self._backend.last_trial_id())
+        return self._describe(self._reader.last_trial_id())
 
     def _describe(self, last_trial_id: int) -> str:
         return f"Experiment(id: {self.id}, trial_id: {last_trial_id}, backend: {self._backend!r})"
@@ -204,6 +207,15 @@ class Experiment:
     @property
     def backend(self) -> Backend:
         return self._backend
+
+    @property
+    def _reader(self) -> Backend:
+        """What every read goes through: a view of the backend that never writes nor creates
+        anything (``Backend.read_only``), so reading works on a read-only store."""
+        reader = self.__dict__.get("_read_view")
+        if reader is None:
+            reader = self.__dict__["_read_view"] = self._backend.read_only()
+        return reader
 
     # ---- parameters -----------------------------------------------------
     def parameter(self, name: str, default: Any = UNDEFINED) -> Parameter:
@@ -301,7 +313,7 @@ class Experiment:
             raise LockedTrialError(
                 "Unable to refer to trial_id during a trial execution: use ex.current_trial_id "
                 "to get the id of the running trial.")
-        return self._backend.last_trial_id()
+        return self._reader.last_trial_id()
 
     # ---- metrics ------------------------------------------------------------
     def save_metric(self, metric_key: str, epoch: Any, value: Any) -> None:
@@ -350,10 +362,10 @@ class Experiment:
             ids = [self._check_trial_id(t) for t in trial_id]
         else:
             ids = [self._check_trial_id(trial_id)]
-        series = self._backend.load_metrics(metric_key, ids)
+        series = self._reader.load_metrics(metric_key, ids)
         missing = [t for t in ids if t not in series]
         if missing:
-            saved = self._backend.metric_keys()
+            saved = self._reader.metric_keys()
             if metric_key not in saved:
                 raise MetricNotFoundError(
                     f"Unable to find saved metric with specified key: {metric_key!r}. Metrics saved in "
@@ -361,26 +373,24 @@ class Experiment:
             raise MetricNotInTrialError(
                 f"Unable to find trial id: {missing[0]} for metric {metric_key!r}: trial(s) "
                 f"{', '.join(map(str, missing))} of experiment {self.id!r} saved no points of it (metrics saved "
-                f"in trial {missing[0]}: {', '.join(map(repr, self._backend.metric_keys(missing[0]))) or 'none'}).")
+                f"in trial {missing[0]}: {', '.join(map(repr, self._reader.metric_keys(missing[0]))) or 'none'}).")
         return metric_frame(series, ids)
 
     # ---- persisted results, code, environment, history -----------------------
     def get_persisted(self, step_name: str, trial_id: int) -> Any:
-        """The result a ``@ex.persist`` step returned in ``trial_id`` (unpickled)."""
+        """The result a ``@ex.persist`` step returned in ``trial_id`` (a pickle only when signed with
+        your key, see :mod:`daskperiment.payloads`)."""
         trial_id = self._check_trial_id(trial_id)
-        payload = self._backend.load_persisted(step_name, trial_id)
+        payload = self._reader.load_persisted(step_name, trial_id)
         if payload is None:
             raise PersistedResultNotFoundError(
                 f"No persisted result for step {step_name!r} in trial {trial_id} of experiment "
                 f"{self.id!r}: decorate the step with @ex.persist and check the trial id.")
-        return cloudpickle.loads(payload)
+        return unpack(payload, f"the persisted result of step {step_name!r} in trial {trial_id}")
 
     def get_result(self, trial_id: int) -> Any:
-        """The exact result object of a trial (unpickled when it was not plain data)."""
-        record = self._trial_record(trial_id)
-        if record.get("result_pickle") is not None:
-            return cloudpickle.loads(record["result_pickle"])
-        return record.get("result")
+        """The exact result object of a trial, decoded as its record says (see :mod:`daskperiment.payloads`)."""
+        return decode_result(self._trial_record(trial_id))
 
     def get_code(self, trial_id: int | None = None) -> str:
         """The source of every step: as now, or as it was in ``trial_id``."""
@@ -399,7 +409,7 @@ class Experiment:
             sections = environment.current_sections()
         else:
             digest = self._trial_record(trial_id).get("environment")
-            sections = (self._backend.load_document("environment", digest) if digest else None) or {}
+            sections = (self._reader.load_document("environment", digest) if digest else None) or {}
         if category is None:
             return environment_view.EnvironmentView(sections)
         name = environment_view.resolve_category(category, sections)
@@ -415,9 +425,13 @@ class Experiment:
 
     def get_history(self, verbose: bool = False) -> pd.DataFrame:
         """Every trial as a row: parameters, Result, Success, Finished, Process Time, Description."""
+        reader = self._reader
         with gc_paused():
-            columns = self._backend.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS)
-            return history_frame(columns, verbose=verbose)
+            columns = clean_columns(reader.load_history(VERBOSE_FIELDS if verbose else SHOWN_FIELDS),
+                                    reader.report_corrupt)
+            unfinished = [t for t, s, f in zip(columns["trial_id"], columns["success"], columns["finished"])
+                          if s is None and f is None]
+            return history_frame(columns, verbose=verbose, abandoned=self._abandoned(unfinished))
 
     def diff(self, a: int, b: int) -> TrialDiff:
         """What differs between trials ``a`` and ``b``: parameters, seed, result, status, code per
@@ -552,6 +566,17 @@ class Experiment:
             script.run_script(result, self.id, self._parameters.declared(), UNDEFINED)
 
     # ---- internals -----------------------------------------------------------------------------
+    def _abandoned(self, unfinished: list[int]) -> dict[int, str]:
+        """Trial id → description of the unfinished trials whose process is gone (computed on read,
+        never written: see :mod:`daskperiment.heartbeat`)."""
+        if not unfinished:
+            return {}
+        records = clean_columns({f: [r.get(f) for r in self._reader.load_trials(unfinished)]
+                                 for f in ("trial_id", "host", "pid", "heartbeat", "started")},
+                                self._reader.report_corrupt)
+        rows = [dict(zip(records, values)) for values in zip(*records.values())]
+        return abandoned(rows, hostname=socket.gethostname(), now=time.time(), timeout=abandoned_after())
+
     def _check_trial_id(self, trial_id: Any) -> int:
         """``trial_id`` as an int when it names an allocated trial, else a clear error.
 
@@ -559,12 +584,12 @@ class Experiment:
         1 … the last trial id.
         """
         if isinstance(trial_id, (int, np.integer)) and not isinstance(trial_id, (bool, np.bool_)):
-            last = self._backend.last_trial_id()
+            last = self._reader.last_trial_id()
             if 1 <= trial_id <= last:
                 return int(trial_id)
             raise TrialIDNotFoundError(f"Unable to find trial id: {trial_id}. {self._trial_ids_hint(last)}")
         raise TrialIDNotFoundError(f"Trial id must be integer, given: {trial_id!r}{type(trial_id)}. "
-                                   f"{self._trial_ids_hint(self._backend.last_trial_id())}")
+                                   f"{self._trial_ids_hint(self._reader.last_trial_id())}")
 
     def _trial_ids_hint(self, last: int) -> str:
         if last == 0:
@@ -573,14 +598,14 @@ class Experiment:
 
     def _trial_record(self, trial_id: Any) -> dict[str, Any]:
         trial_id = self._check_trial_id(trial_id)
-        records = self._backend.load_trials([trial_id])
+        records = self._reader.load_trials([trial_id])
         if not records:
             raise TrialIDNotFoundError(f"Unable to find trial id: {trial_id} (no record was stored for it). "
-                                       f"{self._trial_ids_hint(self._backend.last_trial_id())}")
+                                       f"{self._trial_ids_hint(self._reader.last_trial_id())}")
         return records[0]
 
     def _code_document(self, digest: str | None) -> dict[str, str]:
-        document = self._backend.load_document("code", digest) if digest else None
+        document = self._reader.load_document("code", digest) if digest else None
         return dict((document or {}).get("steps") or {})
 
     def choose_seed(self, seed: int | None) -> int:

@@ -6,8 +6,10 @@ import contextlib
 import datetime
 import gc
 import itertools
+import numbers
 import operator
-from typing import Any, Iterable, Iterator, Mapping
+import os
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,96 @@ VERBOSE_COLUMNS: tuple[str, ...] = ("Seed", "Result", "Result Type", "Success", 
                                     "Description", "Sweep")
 
 NOT_FINISHED = "Not finished (running, or its process ended before the trial completed)"
+RUNNING = "Running (no outcome yet; its process shows signs of life)"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+_NONE = type(None)
+#: The exact types each history column usually holds (checked for a whole column at C speed).
+_USUAL: dict[str, set[type]] = {
+    "parameters": {dict, _NONE}, "seed": {int, _NONE}, "success": {bool, _NONE}, "pid": {int, _NONE},
+    **{name: {float, int, _NONE} for name in ("finished", "process_time", "started", "heartbeat")},
+    **{name: {str, _NONE} for name in ("result_type", "description", "sweep", "host")},
+}
+#: What each history column may hold besides ``None``: a check per value, for unusual columns.
+_VALID: dict[str, Callable[[Any], bool]] = {
+    "parameters": lambda v: isinstance(v, dict),
+    "seed": _is_integer,
+    "finished": _is_number, "process_time": _is_number, "started": _is_number, "heartbeat": _is_number,
+    "success": lambda v: isinstance(v, bool),
+    "result_type": lambda v: isinstance(v, str), "description": lambda v: isinstance(v, str),
+    "sweep": lambda v: isinstance(v, str), "host": lambda v: isinstance(v, str),
+    "pid": _is_integer,
+}
+
+
+def clean_columns(columns: dict[str, list[Any]], report: Callable[[Any, str], None]) -> dict[str, list[Any]]:
+    """Columns whose values have the types the history needs: a malformed or foreign value
+    becomes ``None`` and is reported (with its trial id) instead of failing the whole history.
+    Rows without an integer trial id are dropped."""
+    ids = columns["trial_id"]
+    if not set(map(type, ids)) <= {int}:
+        keep = [i for i, t in enumerate(ids) if _is_integer(t)]
+        for i in set(range(len(ids))) - set(keep):
+            report(ids[i], f"its trial id {ids[i]!r} is not an integer")
+        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+        columns["trial_id"] = [int(t) for t in columns["trial_id"]]
+    for name, valid in _VALID.items():
+        values = columns.get(name)
+        if values is None or set(map(type, values)) <= _USUAL[name]:  # the usual case: a C loop, no copy
+            continue
+        if all(v is None or valid(v) for v in values):  # numpy numbers and other acceptable types
+            continue
+        cleaned = []
+        for trial_id, value in zip(columns["trial_id"], values):
+            if value is not None and not valid(value):
+                report(trial_id, f"{name} holds {type(value).__name__} {value!r:.80}")
+                value = None
+            cleaned.append(value)
+        columns[name] = cleaned
+    return columns
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists (another user's), or not a pid we can judge: not proven gone
+    return True
+
+
+def abandoned(records: Iterable[Mapping[str, Any]], *, hostname: str, now: float, timeout: float) -> dict[int, str]:
+    """Trial id → description, for unfinished trials whose process is known to be gone.
+
+    On this host: its pid is not alive. Anywhere: no heartbeat (nor start) for ``timeout``
+    seconds — a process that stopped beating, or a pid reused by another process, or a
+    start that timed out but was stored afterwards (nothing beats for it).
+    """
+    gone = {}
+    for record in records:
+        host, pid = record.get("host"), record.get("pid")
+        last = record.get("heartbeat") or record.get("started")
+        if not _is_number(last):
+            last = None
+        fresh = last is not None and now - last <= timeout
+        if host == hostname and isinstance(pid, int) and not isinstance(pid, bool) and not _pid_alive(pid):
+            why = f"its process {pid} on this host ({host}) ended before the trial completed"
+        elif fresh:
+            continue
+        else:
+            age = "ever" if last is None else f"{now - last:.0f} s"
+            why = f"no heartbeat from host {host} (pid {pid}) for {age} (more than {timeout:g} s)"
+        gone[int(record["trial_id"])] = f"Abandoned: {why}; metrics and persisted results may be partial"
+    return gone
 
 
 def _local_datetimes(timestamps: list[Any]) -> NDArray[np.datetime64]:
@@ -84,7 +176,8 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd.DataFrame:
+def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False,
+                  abandoned: Mapping[int, str] | None = None) -> pd.DataFrame:
     """One row per trial indexed by ``Trial ID``: parameters, then the outcome columns.
 
     ``columns`` is :meth:`Backend.load_history` output. Columns as in the original
@@ -93,14 +186,20 @@ def history_frame(columns: Mapping[str, list[Any]], verbose: bool = False) -> pd
     Dtypes are what pandas infers from the values (an all-missing ``Description`` is
     float NaN); ``Success`` is a nullable boolean only while some trial is unfinished.
     A failed trial's ``Result Type`` reads ``"None"``, as the original's did.
+    ``abandoned`` (trial id → description, see :func:`abandoned`) marks
+    unfinished trials whose process is gone: ``Success`` False and that description.
     """
     ids = columns["trial_id"]
     index = pd.Index(np.fromiter(ids, dtype=np.int64, count=len(ids)), name="Trial ID")
     success, finished, description = columns["success"], columns["finished"], columns["description"]
     result = columns["result"]
+    if abandoned:
+        success = [False if t in abandoned else s for t, s in zip(ids, success)]
+        description = [abandoned.get(t, d) for t, d in zip(ids, description)]
     if None in success:  # running, or its process died: no outcome yet
         unfinished = [s is None and f is None for s, f in zip(success, finished)]
-        description = [NOT_FINISHED if u else d for u, d in zip(unfinished, description)]
+        status = NOT_FINISHED if abandoned is None else RUNNING
+        description = [status if u else d for u, d in zip(unfinished, description)]
         success_column: pd.arrays.BooleanArray | NDArray[np.bool_] = pd.array(success, dtype="boolean")
     else:
         success_column = np.array(success, dtype=bool)

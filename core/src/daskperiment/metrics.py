@@ -9,6 +9,11 @@ Memory is therefore bounded by the batch size, not by the number of points.
 Values stay integers when every value of a batch is an int (or bool): the backend
 receives ``int64`` values then, ``float64`` otherwise, so ``load_metric`` gives back
 ints for ints, as the original did.
+
+When a background write fails (the server died), the buffer keeps the error, logs
+it once, and makes the step's next ``save_metric`` raise it: the trial fails within
+one write's timeout with one clear error, instead of retrying a dead server every
+second until the step ends.
 """
 
 from __future__ import annotations
@@ -98,13 +103,14 @@ class MetricBuffer:
     appended meanwhile are kept for the next batch.
     """
 
-    __slots__ = ("backend", "trial_id", "series", "pending", "_lock", "__weakref__")
+    __slots__ = ("backend", "trial_id", "series", "pending", "error", "_lock", "__weakref__")
 
     def __init__(self, backend: Backend, trial_id: int) -> None:
         self.backend = backend
         self.trial_id = trial_id
         self.series: dict[str, tuple[list[Any], list[Any]]] = {}
         self.pending = 0
+        self.error: BaseException | None = None  #: a failed background write, raised by the next flush
         self._lock = threading.Lock()
 
     def new_series(self, key: str) -> tuple[list[Any], list[Any]]:
@@ -121,9 +127,12 @@ class MetricBuffer:
                 self.backend.save_metrics(self.trial_id, key, epochs[start:stop], values[start:stop])
 
     def flush(self) -> None:
-        """Write every buffered point; raise a clear error for non-numeric ones."""
+        """Write every buffered point; raise a clear error for non-numeric ones, or the error
+        of a failed background write (the backend is not tried again for this trial)."""
         with self._lock:
             self.pending = 0
+            if self.error is not None:
+                raise self.error
             for key, (epochs, values) in list(self.series.items()):
                 n = len(values)  # values are appended after epochs: each has its epoch
                 if not n:
@@ -163,11 +172,14 @@ class _Flusher:
             with self._lock:
                 buffers = list(self._buffers)
             for buffer in buffers:
-                if any(values for _, values in list(buffer.series.values())):
+                if buffer.error is None and any(values for _, values in list(buffer.series.values())):
                     try:
                         buffer.flush()
-                    except Exception:  # the step's own flush will raise it to the user
-                        logger.exception("Background metric flush failed (trial %s)", buffer.trial_id)
+                    except Exception as exc:  # raised to the trial by its next save_metric
+                        buffer.error = exc
+                        buffer.pending = BATCH_POINTS  # the next save_metric flushes, and raises
+                        logger.error("Writing metrics of trial %s failed: %s; the trial fails at its next "
+                                     "save_metric.", buffer.trial_id, exc)
 
 
 _flusher = _Flusher()

@@ -11,8 +11,10 @@ at different times:
   (:meth:`daskperiment.Backend.finish_trial`).
 
 Every value is plain data (JSON-able) except ``result_pickle``, the only bytes
-field, present only when the record says the result is not plain data. Missing
-keys read as ``None``: a trial whose process died has a start and no outcome.
+field, read only when ``result_encoding`` says the result is stored in it (see
+:mod:`daskperiment.payloads`). Missing keys read as ``None``: a trial whose
+process died has a start and no outcome (the history shows it as abandoned once
+its process is known to be gone: see ``heartbeat``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class TrialStart(TypedDict, total=False):
     #: once, in the first sharing trial: its metrics and purity hashes are recorded there); ``None``
     #: when none. Plain text rather than a list so every backend stores it as a scalar column.
     shared_steps: str | None
+    heartbeat: float  #: POSIX timestamp of the last sign of life (``started``, then ``Backend.beat``)
 
 
 class TrialOutcome(TypedDict, total=False):
@@ -56,7 +59,10 @@ class TrialOutcome(TypedDict, total=False):
     process_time: float  #: seconds of wall time spent computing the graph
     success: bool
     result: Any  #: the result when plain data, else its (bounded) repr
-    result_pickle: bytes | None  #: cloudpickle of a result that is not plain data
+    result_pickle: bytes | None  #: bytes of a result that is not plain data, in ``result_encoding``
+    #: ``"json"`` (the result is ``result``), ``"npy"``, ``"arrow"``, ``"arrow-series"`` or ``"pickle"``
+    #: (signed); ``None`` for a failed trial
+    result_encoding: str | None
     result_type: str | None  #: ``str(type(result))``
     description: str | None  #: ``"ZeroDivisionError(division by zero)"`` for a failed trial
     traceback: str | None

@@ -1,9 +1,9 @@
 """Plain-data encoding of metadata: parameters and results.
 
-Metadata is stored as JSON so that reading history never runs code. Only
-results that are not plain data are pickled (and only unpickled on request).
-Parameter values of common non-JSON types (datetimes, tuples, numpy scalars …)
-are stored as tagged JSON objects and decoded exactly when read back.
+Metadata is stored as JSON so that reading history never runs code. Results
+that are not plain data are encoded by :mod:`daskperiment.payloads`. Parameter
+values of common non-JSON types (datetimes, tuples, numpy scalars …) are stored
+as tagged JSON objects and decoded exactly when read back.
 """
 
 from __future__ import annotations
@@ -14,21 +14,15 @@ import enum
 import json
 import logging
 import pathlib
-import reprlib
 import sys
 from typing import Any
 
-import cloudpickle
 
 from .errors import InvalidArgumentError
-from .records import TrialOutcome
 
 logger = logging.getLogger("daskperiment")
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
-_repr = reprlib.Repr()
-_repr.maxstring = 200
-_repr.maxother = 200
 
 
 def _to_plain(value: Any) -> Any:
@@ -278,21 +272,3 @@ def plain_parameter(name: str, value: Any) -> Any:
             f"Parameter {name!r} has a value of type {type(exc.value).__qualname__}, which cannot be stored "
             f"in the history as plain data (never pickled). Supported: {SUPPORTED_TYPES}. Pass a file name "
             "or a small value instead, and load big objects inside a step.") from None
-
-
-def encode_result(value: Any) -> TrialOutcome:
-    """Result fields of a trial record: JSON when plain, else a repr plus a pickle."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == () and type(value).__module__ == "numpy":
-        value_for_json = value.item()
-    else:
-        value_for_json = value
-    result_type = str(type(value))
-    if is_plain(value_for_json):
-        return {"result": value_for_json, "result_pickle": None, "result_type": result_type}
-    try:
-        payload = cloudpickle.dumps(value)
-    except Exception as exc:
-        raise TypeError(
-            f"The trial result of type {type(value).__qualname__} cannot be pickled ({exc}); return "
-            "plain data or a picklable object from the @ex.result step.") from exc
-    return {"result": _repr.repr(value), "result_pickle": payload, "result_type": result_type}

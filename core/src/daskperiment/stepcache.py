@@ -2,13 +2,17 @@
 
 An entry's digest covers the step's source code, the hash of its inputs (the same
 hash the purity check uses) and an optional ``cache_key``; its value is the step's
-pickled output, stored once in the experiment's backend however many trials hit it,
+encoded output, stored once in the experiment's backend however many trials hit it,
 so processes and Dask workers sharing the backend share the cache.
 
 What the digest does not see: code the step calls (a helper function, a library),
 files it reads by name, the environment. Change ``cache_key`` (or pass a callable
 returning, say, a helper's version or a file's modification time) to invalidate by
 hand, or ``ex.clear_cache()``.
+
+Outputs are encoded like persisted results (:mod:`daskperiment.payloads`: JSON, ``.npy``,
+Arrow, or a pickle signed with the user's key); an entry that does not verify is not used:
+the step runs and its output replaces the entry.
 """
 
 from __future__ import annotations

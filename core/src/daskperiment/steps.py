@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, Protocol
 
-import cloudpickle
 import dask
 from dask.delayed import Delayed
 from dask.task_spec import DataNode
@@ -28,7 +27,8 @@ from dask.task_spec import DataNode
 from .codecontext import source_of
 from .context import TrialContext, current_trial, describe_call
 from .dask_compat import as_task_graph
-from .errors import DuplicateStepError, UntrackedComputeError
+from .errors import DuplicateStepError, PayloadError, UntrackedComputeError
+from .payloads import pack, unpack
 from .plugins import get_plugin_host
 from .records import StepRun
 from .seeding import StepCall, current_step
@@ -79,8 +79,10 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         digest = _cache_entry(spec, ctx, step.input_hash)
         payload = ctx.backend.load_cached(digest) if digest is not None else None
         if payload is not None:
-            result, cached = cloudpickle.loads(payload), "hit"
-        else:
+            result, cached = _cached_output(spec, payload)
+            if cached is None and digest is not None:
+                ctx.backend.delete_cached([digest])  # replaced below by this run's output
+        if cached is None:
             host.seed_random_state(ctx.seed)
             result = spec.func(*args, **kwargs)
             if digest is not None:
@@ -124,9 +126,20 @@ def _cache_entry(spec: StepSpec, ctx: TrialContext, input_hash: str | None) -> s
 _warned_no_cache: set[str] = set()
 
 
+def _cached_output(spec: StepSpec, payload: bytes) -> tuple[Any, str | None]:
+    """``(output, "hit")``, or ``(None, None)`` for an entry that cannot be trusted or read (a
+    pickle not signed with our key, written by an older version or planted): the step then runs
+    and its output replaces the entry; nothing of it is unpickled."""
+    try:
+        return unpack(payload, f"the cached output of step {spec.name!r}"), "hit"
+    except PayloadError as exc:
+        logger.warning("Step cache entry of %r not used: %s", spec.name, exc)
+        return None, None
+
+
 def _store_cached(spec: StepSpec, ctx: TrialContext, digest: str, result: Any) -> str | None:
     try:
-        payload = cloudpickle.dumps(result)
+        payload = pack(result)
     except Exception as exc:  # the step still counts; only the cache is skipped
         logger.warning("Step %r returned a %s that cannot be pickled (%s): not cached", spec.name,
                        type(result).__qualname__, exc)
@@ -137,7 +150,7 @@ def _store_cached(spec: StepSpec, ctx: TrialContext, digest: str, result: Any) -
 
 def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
     try:
-        payload = cloudpickle.dumps(result)
+        payload = pack(result)
     except Exception as exc:
         raise TypeError(f"@ex.persist step {spec.name!r} returned a {type(result).__qualname__} that cannot "
                         f"be pickled ({exc}); return a picklable value or drop @ex.persist.") from exc

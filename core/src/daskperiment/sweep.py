@@ -51,6 +51,7 @@ from .history import history_frame
 from .plugins import PluginHost, get_plugin_host
 from .records import SHOWN_FIELDS, TrialOutcome
 from .steps import StepSpec, run_step
+from .heartbeat import heartbeats
 from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete_all, failed, renamed_key,
                     succeeded)
 
@@ -378,8 +379,9 @@ class Sweep:
         logger.info("Started sweep %s: %d trials (ids %d-%d), %d tasks, %d of them shared by several trials",
                     sweep_id, len(trials), self.trial_ids[0], self.trial_ids[-1], len(graph),
                     sum(1 for n in uses.values() if n > 1))
-        outcomes = self._execute(host, seed, graph, trials, mappings, fail_fast, _show_progress(progress),
-                                 dask_kwargs)
+        with heartbeats.beating(trials[0].plan.backend, self.trial_ids):
+            outcomes = self._execute(host, seed, graph, trials, mappings, fail_fast, _show_progress(progress),
+                                     dask_kwargs)
         columns: dict[str, list[Any]] = {field: [] for field in SHOWN_FIELDS}
         for trial, outcome in zip(trials, outcomes):
             columns["trial_id"].append(trial.trial_id)

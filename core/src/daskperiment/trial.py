@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 import traceback
 import uuid
@@ -28,10 +29,12 @@ from dask.task_spec import DataNode, GraphNode
 from .backends import Backend
 from .context import TrialContext, warn_impure
 from .dask_compat import as_task_graph
+from .errors import BackendUnavailableError
 from .plugins import PluginHost, get_plugin_host
 from .errors import UntrackedComputeError
 from .records import TrialOutcome, TrialStart
-from .serialization import encode_result
+from .heartbeat import heartbeats
+from .payloads import encode_result
 
 __all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "begin", "bind_graph", "complete",
            "complete_all", "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
@@ -40,6 +43,10 @@ logger = logging.getLogger("daskperiment")
 
 #: The largest seed: every seeder takes it (numpy's legacy seeding stops at 2**32 - 1).
 MAX_SEED = 2**32 - 1
+#: Seconds a trial that failed because its backend is unreachable waits for its outcome to be
+#: stored before raising (the write goes on in the background): the user hears of a dead
+#: server after one timeout, not two.
+UNREACHABLE_OUTCOME_WAIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,12 @@ class TrialPlan:
     shared_steps: tuple[str, ...] = ()  #: steps computed once for this trial and others of its sweep
 
     def start_record(self) -> TrialStart:
-        return {"parameters": self.parameters, "seed": self.seed, "started": time.time(),
+        now = time.time()
+        return {"parameters": self.parameters, "seed": self.seed, "started": now,
                 "code": self.code_digest, "environment": self.environment_digest,
                 "host": socket.gethostname(), "pid": os.getpid(), "sweep": self.sweep,
                 "result_step": self.result_step, "reproduces": self.reproduces,
-                "shared_steps": ",".join(self.shared_steps) or None}
+                "shared_steps": ",".join(self.shared_steps) or None, "heartbeat": now}
 
 
 @dataclass
@@ -215,11 +223,14 @@ def succeeded(value: Any) -> TrialOutcome:
 
 def failed(exc: BaseException) -> TrialOutcome:
     return {"success": False, "description": f"{type(exc).__name__}({exc})",
-            "traceback": "".join(traceback.format_exception(exc)), "result_type": None}
+            "traceback": "".join(traceback.format_exception(exc)), "result_type": None, "result_encoding": None}
 
 
-def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> TrialOutcome:
+def complete(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome,
+             error: BaseException | None = None) -> TrialOutcome:
     """Flush what the steps left behind, then store the outcome (even if flushing failed)."""
+    if isinstance(error, BackendUnavailableError):
+        return _complete_unreachable(trial, host, outcome)
     return complete_all([trial], host, [outcome])[0]
 
 
@@ -251,20 +262,43 @@ def complete_all(trials: Sequence[StartedTrial], host: PluginHost,
     return list(outcomes)
 
 
+def _complete_unreachable(trial: StartedTrial, host: PluginHost, outcome: TrialOutcome) -> TrialOutcome:
+    """Complete a trial that failed because the backend is unreachable, waiting at most
+    :data:`UNREACHABLE_OUTCOME_WAIT`: a server that is back stores the outcome at once; a dead
+    one would make the user wait a full timeout again. The write carries on in a daemon thread
+    (if the process ends first, the history shows the trial as abandoned)."""
+    done = threading.Event()
+
+    def store() -> None:
+        try:
+            complete_all([trial], host, [outcome])
+        except Exception as exc:  # noqa: BLE001 - the trial already raises the backend's error
+            logger.warning("Completing trial %d in the background: %s", trial.trial_id, exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=store, name=f"daskperiment-outcome-{trial.trial_id}", daemon=True).start()
+    if not done.wait(UNREACHABLE_OUTCOME_WAIT):
+        logger.warning("Trial %d failed because its backend is unreachable; its outcome is still being stored "
+                       "in the background.", trial.trial_id)
+    return outcome
+
+
 def run(plan: TrialPlan, *, dask_kwargs: Mapping[str, Any],
         on_started: Callable[[StartedTrial], None] | None = None) -> Any:
     """Start, execute and complete one trial; return its result or re-raise its error."""
     host = get_plugin_host()
     trial = start(plan, host)
-    if on_started is not None:
-        on_started(trial)
-    try:
-        value = execute(trial, host, dask_kwargs)
-    except BaseException as exc:
-        outcome = complete(trial, host, failed(exc))
-        logger.error("Failed Experiment (trial id=%d): %s", trial.trial_id, outcome["description"])
-        raise
-    complete(trial, host, succeeded(value))
+    with heartbeats.beating(plan.backend, [trial.trial_id]):
+        if on_started is not None:
+            on_started(trial)
+        try:
+            value = execute(trial, host, dask_kwargs)
+        except BaseException as exc:
+            outcome = complete(trial, host, failed(exc), exc)
+            logger.error("Failed Experiment (trial id=%d): %s", trial.trial_id, outcome["description"])
+            raise
+        complete(trial, host, succeeded(value))
     logger.info("Finished Experiment (trial id=%d)", trial.trial_id)
     return value
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
 
 import daskperiment
@@ -31,7 +30,8 @@ def test_documented_layout(tmp_path):
     ex = _run(tmp_path)
     store = tmp_path / "store"
     assert (store / "layout.sqlite3").exists()
-    assert pickle.loads((store / "persist" / "layout_prepare_1.pkl").read_bytes()) == {"a": 21}
+    # plain data is stored as JSON behind a header naming its encoding (daskperiment.payloads)
+    assert (store / "persist" / "layout_prepare_1.pkl").read_bytes() == b'DPK1:json\n{"a":21}'
     assert (store / "code" / "layout_1.py").read_text() == ex.get_code(trial_id=1)
     env_files = sorted(p.name for p in (store / "environment").iterdir())
     assert any(name.startswith("python_layout_") and name.endswith(".json") for name in env_files)

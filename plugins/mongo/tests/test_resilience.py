@@ -90,7 +90,8 @@ def test_short_outage_during_a_trial_is_waited_out(own_mongo_server, own_mongo_u
 
 
 def test_server_killed_during_a_trial(own_mongo_server, own_mongo_uri):
-    """The interrupted trial reads as unfinished; earlier ones are intact; the next one works."""
+    """The interrupted trial reads as failed or unfinished (its outcome is written in the background
+    if the server is back in time); earlier ones are intact; the next one works."""
     ex, result, hooks = quickstart(own_mongo_uri(serverSelectionTimeoutMS=TIMEOUT_MS))
     ex.set_parameters(a=1, b=2)
     result.compute()
@@ -103,7 +104,7 @@ def test_server_killed_during_a_trial(own_mongo_server, own_mongo_uri):
     history = ex.get_history()
     assert list(history.index) == [1, 2, 3]
     assert history.loc[1, "Success"] and history.loc[3, "Success"]
-    assert ex.backend.load_trials([2])[0]["success"] is None  # started, never finished
+    assert ex.backend.load_trials([2])[0]["success"] in (None, False)  # never a success
     assert_first_trial_intact(ex)
 
 

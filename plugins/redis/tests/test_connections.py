@@ -97,7 +97,8 @@ def test_rediss_uri_is_parsed_for_tls():
     kwargs = pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("redis.example.com", 6380, 2)
     assert (kwargs["username"], kwargs["password"], kwargs["ssl_cert_reqs"]) == ("alice", "t0p", "none")
-    assert kwargs["socket_connect_timeout"] == 10.0  # our default: unreachable hosts fail fast
+    assert kwargs["socket_connect_timeout"] == 5.0  # our defaults: unreachable hosts fail fast,
+    assert kwargs["socket_timeout"] == 8.0  # and a frozen server within 8 s
 
 
 def test_uri_options_override_our_defaults():

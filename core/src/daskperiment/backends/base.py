@@ -16,7 +16,9 @@ Trial records are dicts whose fields are spelled out once, in
 from __future__ import annotations
 
 import abc
+import logging
 import math
+import threading
 from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -49,6 +51,10 @@ class MetricSummaries(NamedTuple):
         ids, last, low, high = zip(*rows) if rows else ((), (), (), ())
         return cls(np.array(ids, dtype=np.int64), np.array(last, dtype=float), np.array(low, dtype=float),
                    np.array(high, dtype=float))
+
+logger = logging.getLogger("daskperiment")
+_reported: set[tuple[str, str, Any]] = set()  # (backend, experiment, trial id) already reported corrupt
+_reported_lock = threading.Lock()
 
 
 class Backend(abc.ABC):
@@ -176,6 +182,32 @@ class Backend(abc.ABC):
         if finished:
             self.finish_trial(trial_id, {f: record.get(f) for f in OUTCOME_FIELDS})
 
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        """Set the ``heartbeat`` field of running trials' records to ``timestamp``: one cheap write
+        for all of them (a sweep beats for thousands of trials at once).
+
+        Called every few seconds while trials run (:mod:`daskperiment.heartbeat`); readers on
+        other hosts tell a running trial from an abandoned one by it. The default stores
+        nothing, so such trials read as abandoned once the heartbeat timeout has passed:
+        every backend should override it (the conformance suite checks it).
+        """
+        logger.debug("%r keeps no heartbeats (trials %s)", self, list(trial_ids)[:10])
+
+    def report_corrupt(self, trial_id: Any, problem: str) -> None:
+        """Log once per process that a stored record cannot be read, naming its trial id.
+
+        Backends and the history call this instead of raising, so one malformed or foreign
+        record never makes the rest of the history unreadable.
+        """
+        key = (repr(self), self.experiment_id, trial_id)
+        with _reported_lock:
+            if key in _reported:
+                return
+            _reported.add(key)
+        logger.warning("Experiment %r: the record of trial %s in %r cannot be read (%s); it is shown without "
+                       "the unreadable part. Fix or delete that record in the store.",
+                       self.experiment_id, trial_id, self, problem)
+
     # ---- metrics ----------------------------------------------------------
     @abc.abstractmethod
     def save_metrics(self, trial_id: int, key: str, epochs: NDArray[Any], values: NDArray[Any]) -> None:
@@ -246,7 +278,7 @@ class Backend(abc.ABC):
     supports_cache: ClassVar[bool] = False
 
     def save_cached(self, digest: str, data: bytes) -> None:
-        """Store a step's pickled output under its cache ``digest``; idempotent (content-addressed:
+        """Store a step's encoded output (``daskperiment.payloads``) under its cache ``digest``; idempotent (content-addressed:
         the same digest always means the same output)."""
         raise NotImplementedError(f"{type(self).__name__} does not support the step cache")
 

@@ -18,7 +18,11 @@ Set ``capabilities`` to skip what a backend cannot do (SQLAlchemy's
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import hmac
 import multiprocessing
+import os
+import pathlib
 import pickle
 import threading
 import time
@@ -38,6 +42,9 @@ class Capabilities:
 
     #: several OS processes write one experiment at once
     concurrent_processes: bool = True
+    #: bytes of the large values :meth:`BackendTests.test_large_values_round_trip` stores: above
+    #: the size a backend keeps inline or in one piece (set the backend's limit low in its fixture)
+    large_value_bytes: int = 3 * (1 << 20) + 1
 
 
 def _record(**overrides: Any) -> dict[str, Any]:
@@ -307,6 +314,35 @@ class BackendTests:
         assert backend.persisted_sizes(1, ["prepare", "model", "absent"]) == {"prepare": 1000, "model": 3}
         assert backend.persisted_sizes(3, ["prepare"]) == {}
 
+    def test_large_values_round_trip(self, backend: Backend) -> None:
+        """Results and persisted results of any size are stored (outside the metadata) and come back;
+        an overwrite by a small value replaces a large one."""
+        size = self.capabilities.large_value_bytes
+        data = os.urandom(size)
+        trial_id = backend.start_trial(_record())
+        backend.finish_trial(trial_id, _outcome(result="<array>", result_pickle=data, result_encoding="npy"))
+        backend.save_persisted("big", trial_id, data)
+        (record,) = backend.load_trials([trial_id])
+        assert bytes(record["result_pickle"]) == data and record["result_encoding"] == "npy"
+        assert backend.load_persisted("big", trial_id) == data
+        assert backend.load_history(HISTORY_FIELDS)["result"] == ["<array>"]
+        backend.save_persisted("big", trial_id, b"small")
+        backend.finish_trial(trial_id, _outcome(result=1, result_pickle=None, result_encoding="json"))
+        assert backend.load_persisted("big", trial_id) == b"small"
+        assert backend.load_trials([trial_id])[0]["result_pickle"] is None
+
+    # ---- heartbeats --------------------------------------------------------------------
+    def test_heartbeat_is_stored(self, backend: Backend) -> None:
+        """beat() refreshes running trials' ``heartbeat`` in one call; other trials keep theirs."""
+        first, second, third = (backend.start_trial(_record(heartbeat=1_700_000_000.5)) for _ in range(3))
+        backend.beat([first, third], 1_700_000_100.25)
+        records = {r["trial_id"]: r for r in backend.load_trials()}
+        assert records[first]["heartbeat"] == records[third]["heartbeat"] == pytest.approx(1_700_000_100.25)
+        assert records[second]["heartbeat"] == pytest.approx(1_700_000_000.5)
+        backend.beat([], 1_700_000_200.0)  # nothing running: nothing written
+        backend.finish_trial(first, _outcome())
+        assert backend.load_trials([first])[0]["heartbeat"] == pytest.approx(1_700_000_100.25)
+
     # ---- read-only views (the dashboard) ------------------------------------------------
     def test_read_only_view_reads_everything(self, backend: Backend) -> None:
         """read_only() sees what the writer stored, including a trial still running."""
@@ -487,6 +523,88 @@ class ExperimentTests:
         assert stored == values and {k: type(v) for k, v in stored.items()} == {k: type(v) for k, v in values.items()}
         row = ex.get_history().loc[1]
         assert row["pair"] == (1, (2, "x")) and row["when"] == values["when"] and row["by_int"] == {1: "x"}
+
+
+class _Planted:
+    """Unpickling it writes a marker file: proof that code from the store ran."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (pathlib.Path.write_text, (pathlib.Path(self.marker), "code from the store ran"))
+
+
+class SafeLoadingTests:
+    """Nothing from the store is unpickled unless the record says it is a pickle signed with the
+    reader's key (mix into BackendTests). Values are planted through the backend's own writes,
+    as anyone who can write to a shared store could."""
+
+    @pytest.fixture
+    def planted(self, make_backend: Callable[[str], Backend], tmp_path: pathlib.Path) -> Any:
+        from daskperiment import Experiment
+
+        marker = tmp_path / "marker"
+        backend = make_backend("planted")
+        evil = pickle.dumps(_Planted(marker))
+        trial_id = backend.start_trial(_record())
+        yield Experiment("planted", backend=backend), backend, trial_id, evil, marker
+        assert not marker.exists(), "a planted pickle was unpickled"
+
+    def test_plain_result_ignores_planted_bytes(self, planted: Any) -> None:
+        """A record saying its result is plain data is answered from ``result``, whatever bytes sit beside it."""
+        ex, backend, trial_id, evil, _ = planted
+        backend.finish_trial(trial_id, _outcome(result=3.5, result_pickle=evil, result_encoding="json"))
+        assert ex.get_result(trial_id) == 3.5
+
+    def test_unsigned_or_foreign_pickles_are_refused(self, planted: Any) -> None:
+        """A pickle that is bare, or signed with another key, is refused with the why and the fix."""
+        from daskperiment import payloads
+        from daskperiment.errors import UntrustedPickleError
+
+        ex, backend, trial_id, evil, _ = planted
+        foreign = hmac.new(b"another team's key", evil, hashlib.sha256).digest() + evil
+        for body, encoding in ((evil, "pickle"), (foreign, "pickle"), (evil, None)):
+            backend.finish_trial(trial_id, _outcome(result="<x>", result_pickle=body, result_encoding=encoding))
+            with pytest.raises(UntrustedPickleError, match=f"Refusing to unpickle the result of trial {trial_id}.*"
+                                                           f"{payloads.KEY_ENV}"):
+                ex.get_result(trial_id)
+        for data in (evil, payloads.MAGIC + b"pickle\n" + foreign):
+            backend.save_persisted("step", trial_id, data)
+            with pytest.raises(UntrustedPickleError, match="persisted result of step 'step'"):
+                ex.get_persisted("step", trial_id)
+
+    def test_planted_step_cache_entry_is_not_loaded(self, planted: Any, tmp_path: pathlib.Path) -> None:
+        """A step-cache entry replaced by a pickle is not used: the step runs again and rewrites it."""
+        from daskperiment import Experiment
+
+        _, backend, _, evil, _ = planted
+        if not backend.supports_cache:
+            pytest.skip(f"{type(backend).__name__} has no step cache")
+        ex = Experiment("planted", backend=backend, cache=True)
+        runs: list[int] = []
+
+        @ex.result
+        def square(x: int) -> set[int]:
+            runs.append(x)
+            return {x * x}  # a set: stored as a signed pickle
+
+        assert square(3).compute() == {9} and square(3).compute() == {9} and runs == [3]  # a hit
+        for entry in backend.cached_entries():
+            backend.delete_cached([entry.digest])
+            backend.save_cached(entry.digest, evil)
+        assert square(3).compute() == {9} and runs == [3, 3]  # not used: the step ran
+        assert square(3).compute() == {9} and runs == [3, 3]  # and its output replaced the entry
+
+    def test_signed_pickles_load(self, planted: Any) -> None:
+        """Signed with the reader's key, a pickle loads: the check refuses strangers, not ourselves."""
+        from daskperiment import payloads
+
+        ex, backend, trial_id, _, _ = planted
+        encoding, body = payloads.encode({1, 2})
+        backend.finish_trial(trial_id, _outcome(result="{1, 2}", result_pickle=body, result_encoding=encoding))
+        backend.save_persisted("step", trial_id, payloads.pack({3}))
+        assert encoding == "pickle" and ex.get_result(trial_id) == {1, 2} and ex.get_persisted("step", trial_id) == {3}
 
 
 class BackendStateMachineTests:

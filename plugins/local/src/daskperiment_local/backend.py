@@ -5,7 +5,10 @@ Layout under the backend directory (``<id>`` is the experiment id):
 ==========================  ====================================================
 ``<id>.sqlite3``            trials, metrics (raw float64/int64 arrays), code and
                             environment documents, purity hashes — plain data only
-``persist/<id>_<step>_<trial>.pkl``  persisted step results (cloudpickle)
+``persist/<id>_<step>_<trial>.pkl``  persisted step results (bytes encoded by
+                            ``daskperiment.payloads``: JSON, ``.npy``, Arrow or a signed pickle)
+``results/<id>_<trial>.<encoding>``  trial results that are not plain data and larger than
+                            :attr:`LocalBackend.inline_bytes` (smaller ones stay in the row)
 ``code/<id>_<trial>.py``    the code context of each trial, for diff tools and git
                             (hard links to ``code/.by-digest/``: one copy per distinct code)
 ``environment/<section>_<id>_<digest>.{json,txt}``  each distinct environment, once
@@ -71,9 +74,11 @@ PRUNE_EVERY = 1_000
 
 #: Columns added after the first release, for databases created before them: (table, column, type).
 #: ``metrics.value_dtype`` is NULL for batches stored before it, which were all float64.
+#: ``trials.result_file`` names the file under ``results/`` holding a large result's bytes.
 ADDED_COLUMNS = (("trials", "sweep", "TEXT"), ("trials", "result_step", "TEXT"), ("trials", "reproduces", "INTEGER"),
                  ("trials", "steps", "TEXT"), ("trials", "shared_steps", "TEXT"), ("metrics", "value_dtype", "TEXT"),
-                 ("metrics", "file", "TEXT"))
+                 ("metrics", "file", "TEXT"), ("trials", "heartbeat", "REAL"), ("trials", "result_encoding", "TEXT"),
+                 ("trials", "result_file", "TEXT"))
 
 #: Metric batches of at least this many points go to a file of raw numbers beside the database
 #: (``metrics/<id>_<trial>_<uuid>.bin``: the epochs, then the values), referenced from their row.
@@ -133,16 +138,48 @@ def _move_step_hashes(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _loads_column(texts: Iterable[str | None]) -> list[Any]:
-    """Decode a column of JSON texts with one ``json.loads`` (~10x faster than one per row)."""
-    values: list[Any] = json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+def _loads_column(texts: Sequence[str | None]) -> list[Any] | None:
+    """Decode a column of JSON texts with one ``json.loads`` (~10x faster than one per row);
+    ``None`` when some text is not one JSON value (then decode row by row)."""
+    return _loads_joined("[" + ",".join(t if t is not None else "null" for t in texts) + "]", len(texts))
+
+
+def _loads_joined(text: str, count: int) -> list[Any] | None:
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None
+    return values if len(values) == count else None  # a malformed row like '1,2' adds values
+
+
+def _loads_rows(backend: Backend, field: str, ids: Sequence[Any], texts: Sequence[Any]) -> list[Any]:
+    """Row-by-row decoding: an unreadable value becomes ``None`` and is reported with its trial id."""
+    values = []
+    for trial_id, text in zip(ids, texts):
+        try:
+            values.append(None if text is None else json.loads(text))
+        except (TypeError, ValueError) as exc:
+            backend.report_corrupt(trial_id, f"{field} is not JSON: {exc}")
+            values.append(None)
     return values
+
+
+def _flags(values: Iterable[Any]) -> list[Any]:
+    """SQLite's 0/1 as booleans; anything else is kept as it is (for the history to report)."""
+    return [v if v is None else (bool(v) if v in (0, 1) else v) for v in values]
+
+
+class _NotInitialised(Exception):
+    """The database file exists but its schema does not yet (read-only views only)."""
 
 
 class LocalBackend(Backend):
     """Stores an experiment in a local directory (default ``daskperiment_cache/<id>``)."""
 
     scheme = "file"
+    #: A result's bytes up to this size stay in its row; larger ones go to ``results/`` so the
+    #: database holds metadata only (and a history read never pages big values through SQLite).
+    inline_bytes: int = 64 * 1024
 
     def __init__(self, experiment_id: str, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         super().__init__(experiment_id)
@@ -195,8 +232,12 @@ class LocalBackend(Backend):
     # ---- connection ---------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None and self.is_read_only:
-            conn = self._local.conn = self._open_read_only()
+        if self.is_read_only:
+            if conn is not None and self._local.immutable and self._wal.exists():
+                conn.close()  # a writer has started since: read its WAL from now on
+                conn = None
+            if conn is None:
+                conn = self._local.conn = self._open_read_only()
         elif conn is None:
             if not self.path.exists():
                 logger.info("Creating new cache directory: %s", self.path)
@@ -211,27 +252,42 @@ class LocalBackend(Backend):
             self._local.conn = conn
         return conn
 
-    def _open_read_only(self) -> sqlite3.Connection:
-        """``mode=ro``: reads the live WAL (a running writer is never blocked nor blocks us).
+    def _has_database(self) -> bool:
+        """Whether there is a database to read. A read-only view also needs its tables: another
+        process may have just created the file and not yet its schema (then it reads as empty)."""
+        if not self.database.exists():
+            return False
+        if not self.is_read_only or getattr(self._local, "conn", None) is not None:
+            return True
+        try:
+            self._db()
+        except _NotInitialised:
+            return False
+        return True
 
-        In a directory we cannot write, SQLite cannot create the WAL index when no
-        writer has it open; then nobody is writing and the file is read as immutable.
-        A database from before :data:`ADDED_COLUMNS` gets a temporary view adding
-        them as NULL (temporary objects live in memory, not in the file).
+    @property
+    def _wal(self) -> pathlib.Path:
+        return self.database.with_name(self.database.name + "-wal")
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read without creating or changing a file, and without blocking a running writer.
+
+        With no ``-wal`` file, no writer has the database open and every committed
+        transaction is in the main file: it is read as ``immutable`` (SQLite then creates
+        no ``-wal``/``-shm`` file, which even ``mode=ro`` would). Once a ``-wal`` appears
+        (a writer started), :meth:`_db` reconnects with ``mode=ro``, which reads the live
+        WAL through the files the writer made. A database from before
+        :data:`ADDED_COLUMNS` gets a temporary view adding them as NULL (temporary
+        objects live in memory, not in the file).
         """
-        uri = self.database.as_uri() + "?mode=ro"
+        immutable = not self._wal.exists()
+        uri = self.database.as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
-            try:
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
-            except sqlite3.OperationalError as exc:
-                wal = self.database.with_name(self.database.name + "-wal")
-                if "readonly" not in str(exc) or wal.exists():
-                    raise
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+            if not columns:  # created by a writer this instant, its schema not yet committed
                 conn.close()
-                conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
-                                       check_same_thread=False)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(trials)")}
+                raise _NotInitialised(str(self.database))
             for table in dict.fromkeys(table for table, _, _ in ADDED_COLUMNS):
                 present = columns if table == "trials" else {
                     row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
@@ -242,6 +298,7 @@ class LocalBackend(Backend):
         except sqlite3.Error as exc:
             raise BackendError(f"LocalBackend({self._display!r}): cannot read {self.database}: {exc}. "
                                "Check the file exists and is readable.") from exc
+        self._local.immutable = immutable
         return conn
 
     def _check_writable(self) -> None:
@@ -291,20 +348,41 @@ class LocalBackend(Backend):
         return ids
 
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
-        values = [_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS]
-        self._writer().execute(
-            f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
-            [*values, trial_id])
+        self._update_outcome(self._writer(), trial_id, self._outcome_columns(trial_id, outcome))
+
+    def _outcome_columns(self, trial_id: int, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        """Column → value of an outcome; a large result's bytes are written to their file first
+        (atomically), so the row never points at a missing or torn file."""
+        columns: dict[str, Any] = {f: _dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f)
+                                   for f in OUTCOME_FIELDS}
+        columns["result_file"] = None
+        payload = columns.get("result_pickle")
+        if payload is not None and len(payload) > self.inline_bytes:
+            relative = f"results/{self.experiment_id}_{int(trial_id)}.{outcome.get('result_encoding') or 'bin'}"
+            self._write_file(relative, bytes(payload))
+            columns["result_pickle"], columns["result_file"] = None, relative
+        return columns
+
+    @staticmethod
+    def _update_outcome(db: sqlite3.Connection, trial_id: int, columns: Mapping[str, Any]) -> None:
+        db.execute(f"UPDATE trials SET {', '.join(f'{f} = ?' for f in columns)} WHERE trial_id = ?",
+                   [*columns.values(), trial_id])
+
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        if not trial_ids:
+            return
+        self._write_transaction(lambda db: db.executemany(
+            "UPDATE trials SET heartbeat = ? WHERE trial_id = ?", [(timestamp, int(t)) for t in trial_ids]))
 
     def last_trial_id(self) -> int:
-        if not self.database.exists():
+        if not self._has_database():
             return 0
         return int(self._db().execute("SELECT COALESCE(MAX(trial_id), 0) FROM trials").fetchone()[0])
 
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        if not self.database.exists():
+        if not self._has_database():
             return []
-        fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS)
+        fields = ("trial_id", *START_FIELDS, *OUTCOME_FIELDS, "result_file")
         sql = f"SELECT {', '.join(fields)} FROM trials"
         args: list[Any] = []
         if trial_ids is not None:
@@ -317,17 +395,32 @@ class LocalBackend(Backend):
         columns: list[Sequence[Any]] = list(zip(*rows))
         for name in JSON_FIELDS:
             i = fields.index(name)
-            columns[i] = _loads_column(columns[i])
-        success = columns[fields.index("success")]
-        columns[fields.index("success")] = [None if s is None else bool(s) for s in success]
-        return [dict(zip(fields, row)) for row in zip(*columns)]
+            columns[i] = _loads_column(columns[i]) or _loads_rows(self, name, columns[0], columns[i])
+        columns[fields.index("success")] = _flags(columns[fields.index("success")])
+        records = [dict(zip(fields, row)) for row in zip(*columns)]
+        for record in records:
+            relative = record.pop("result_file")
+            if relative is not None:
+                record["result_pickle"] = self._read_result_file(record["trial_id"], relative)
+        return records
+
+    def _read_result_file(self, trial_id: int, relative: Any) -> bytes | None:
+        path = self.path / str(relative)
+        if path.parent != self.path / "results":  # a row naming a file elsewhere is not ours to read
+            self.report_corrupt(trial_id, f"result_file {relative!r} is not under results/")
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            self.report_corrupt(trial_id, f"its result file cannot be read ({exc})")
+            return None
 
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
         """Only the history columns asked for; the JSON columns are concatenated by SQLite
         and parsed with one ``json.loads`` each (100,000 trials in about 0.25 s)."""
         scalars = ["trial_id", "success", *(f for f in fields if f not in (*JSON_FIELDS, "trial_id", "success"))]
         texts_of = [f for f in JSON_FIELDS if f in fields]
-        if not self.database.exists():
+        if not self._has_database():
             return {field: [] for field in (*scalars, *texts_of)}
         db = self._db()
         db.execute("BEGIN")  # one snapshot for both queries
@@ -342,8 +435,12 @@ class LocalBackend(Backend):
         columns: dict[str, list[Any]] = {f: list(c) for f, c in zip(scalars, zip(*rows))} if rows else \
             {f: [] for f in scalars}
         for name, text in zip(texts_of, texts):
-            columns[name] = json.loads(text)
-        columns["success"] = [None if s is None else bool(s) for s in columns["success"]]
+            values = _loads_joined(text, len(rows))
+            if values is None:  # some row is malformed: find it
+                values = _loads_rows(self, name, columns["trial_id"], [row[0] for row in db.execute(
+                    f"SELECT {name} FROM trials WHERE trial_id <= ? ORDER BY trial_id", (columns["trial_id"][-1],))])
+            columns[name] = values
+        columns["success"] = _flags(columns["success"])
         return columns
 
     # ---- metrics -----------------------------------------------------------------
@@ -362,7 +459,7 @@ class LocalBackend(Backend):
 
     def load_metrics(self, key: str, trial_ids: Iterable[int]) -> dict[int, MetricSeries]:
         ids = [int(t) for t in trial_ids]
-        if not ids or not self.database.exists():
+        if not ids or not self._has_database():
             return {}
         rows = self._db().execute(
             f"SELECT trial_id, epoch_dtype, epochs, vals, value_dtype, file FROM metrics WHERE key = ? "
@@ -391,7 +488,7 @@ class LocalBackend(Backend):
         """One scan of the metric's rows in (trial, save) order and three numpy reductions over all
         points at once: no Python work per point or per trial (100,000 trials in about 0.1 s)."""
         empty = MetricSummaries(np.array([], dtype=np.int64), *(np.array([]) for _ in range(3)))
-        if not self.database.exists():
+        if not self._has_database():
             return empty
         sql = "SELECT trial_id, vals, epoch_dtype, epochs, value_dtype, file FROM metrics WHERE key = ?"
         args: list[Any] = [key]
@@ -422,7 +519,7 @@ class LocalBackend(Backend):
         return MetricSummaries(trials[starts], values[np.r_[starts[1:], len(values)] - 1], low, high)
 
     def metric_keys(self, trial_id: int | None = None) -> list[str]:
-        if not self.database.exists():
+        if not self._has_database():
             return []
         if trial_id is None:
             rows = self._db().execute("SELECT DISTINCT key FROM metrics").fetchall()
@@ -538,7 +635,7 @@ class LocalBackend(Backend):
                 self._write_file(f"environment/{section}_{self.experiment_id}_{digest}.{suffix}", body.encode())
 
     def load_document(self, kind: str, digest: str) -> dict[str, Any] | None:
-        if not self.database.exists():
+        if not self._has_database():
             return None
         row = self._db().execute("SELECT body FROM documents WHERE kind = ? AND digest = ?",
                                  (kind, digest)).fetchone()
@@ -554,33 +651,37 @@ class LocalBackend(Backend):
     def complete_trial(self, trial_id: int, outcome: Mapping[str, Any],
                        step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
         """Step hashes and outcome in one transaction (one commit per trial end, not two)."""
+        columns = self._outcome_columns(trial_id, outcome)
+
         def both(db: sqlite3.Connection) -> list[str | None]:
             previous = self._swap_in_transaction(db, step_hashes)
-            self.finish_trial(trial_id, outcome)
+            self._update_outcome(db, trial_id, columns)
             return previous
 
         try:
             return self._write_transaction(both)
         except BaseException:
-            self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
+            self._update_outcome(self._writer(), trial_id, columns)  # the outcome is never lost with the hashes
             raise
 
     def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
                         ) -> list[list[str | None]]:
-        """A whole sweep's hashes and outcomes in one transaction (one commit, not one per trial)."""
+        """A whole sweep's hashes and outcomes in one transaction (one commit, not one per trial);
+        large results are written to their files first, outside it."""
+        columns = [self._outcome_columns(trial_id, outcome) for trial_id, outcome, _ in trials]
+
         def all_of_them(db: sqlite3.Connection) -> list[list[str | None]]:
             answers = [self._swap_in_transaction(db, hashes) if hashes else [] for _, _, hashes in trials]
-            db.executemany(
-                f"UPDATE trials SET {', '.join(f'{f} = ?' for f in OUTCOME_FIELDS)} WHERE trial_id = ?",
-                [[*(_dumps(outcome.get(f)) if f in JSON_FIELDS else outcome.get(f) for f in OUTCOME_FIELDS),
-                  trial_id] for trial_id, outcome, _ in trials])
+            if columns:  # every trial has the same columns: one statement for all
+                db.executemany(f"UPDATE trials SET {', '.join(f'{f} = ?' for f in columns[0])} WHERE trial_id = ?",
+                               [[*values.values(), trial_id] for (trial_id, _, _), values in zip(trials, columns)])
             return answers
 
         try:
             return self._write_transaction(all_of_them)
         except BaseException:
-            for trial_id, outcome, _ in trials:  # the outcomes are never lost with the hashes
-                self.finish_trial(trial_id, outcome)
+            for (trial_id, _, _), values in zip(trials, columns):  # the outcomes are never lost with the hashes
+                self._update_outcome(self._writer(), trial_id, values)
             raise
 
     def _write_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -3,9 +3,12 @@
 Every document has a ``category``; the layout is documented in the plugin README.
 Why it looks the way it does:
 
-* trial ids come from one counter document updated with ``$inc`` in
-  ``find_one_and_update``, atomic on any MongoDB, so concurrent processes and hosts
-  never share an id;
+* a trial id is claimed by inserting the trial's document under ``_id`` ``trial:<id>``
+  (the next id after the highest one stored): the unique ``_id`` makes concurrent
+  processes and hosts take distinct ids, and since the id and its record are one write,
+  no id is ever skipped (a counter would be, by a failed write after its ``$inc``). The
+  document carries the writer's random token, so a start repeated after a lost connection
+  recognises its own document;
 * a trial is written as two inserts, its start record and its outcome, never
   updated in place: each write is atomic, and inserts are what every
   MongoDB-compatible server applies faithfully;
@@ -22,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -46,7 +50,6 @@ logger = logging.getLogger("daskperiment.mongo")
 #: What the backend's collection holds (read and written with bson's default codec options).
 Document = dict[str, Any]
 
-COUNTER_ID = "trial_id"
 #: Indexes behind every query of this module (created once per process, idempotently).
 INDEXES = (
     (("category", 1), ("trial_id", 1)),  # trials by id, history in id order
@@ -59,6 +62,8 @@ CODEC_FIELDS = JSON_FIELDS
 BATCH_DOCUMENTS = 10_000
 #: Prune the purity record after this many new entries per process, not on every trial.
 PRUNE_EVERY = 64
+TIMED_OUT_START = ("Its start timed out (the MongoDB server did not answer in time) and the server stored it "
+                   "afterwards: the trial never ran.")
 
 
 def _key(category: str, *parts: Any) -> str:
@@ -95,6 +100,7 @@ class MongoBackend(Backend):
         self._pid = os.getpid()
         self._indexed = False
         self._unpruned = 0
+        self._unconfirmed: list[str] = []  # tokens of trial starts that timed out
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the recipe travels: clients are per process (not picklable, not fork-safe)."""
@@ -163,17 +169,55 @@ class MongoBackend(Backend):
     # ---- trials ---------------------------------------------------------------------------
     @guarded("start a trial")
     def start_trial(self, record: Mapping[str, Any]) -> int:
-        from pymongo import ReturnDocument
+        from pymongo.errors import DuplicateKeyError
+
+        from pymongo.errors import AutoReconnect
 
         collection = self._writable()
-        counter = retry(lambda: collection.find_one_and_update(
-            {"_id": COUNTER_ID, "category": "counter"}, {"$inc": {"value": 1}},
-            upsert=True, return_document=ReturnDocument.AFTER))
-        assert counter is not None  # an upsert returning the document AFTER it always has one
-        trial_id = int(counter["value"])
-        insert(collection, [{"_id": _key("trial", trial_id), "category": "trial", "trial_id": trial_id,
-                             **self._encode_fields(record)}])
-        return trial_id
+        if self._unconfirmed:
+            self._close_timed_out_starts(collection)
+        token = uuid.uuid4().hex
+        fields = self._encode_fields(record)
+        while True:
+            trial_id = self._highest_trial_id(collection) + 1
+            document = {"_id": _key("trial", trial_id), "category": "trial", "trial_id": trial_id,
+                        "token": token, **fields}
+            try:
+                retry(lambda: collection.insert_one(document))
+                return trial_id
+            except DuplicateKeyError:  # taken by another writer, or by our own first attempt
+                mine = collection.find_one({"_id": document["_id"], "token": token}, {"_id": True})
+                if mine is not None:
+                    return trial_id
+            except AutoReconnect:  # timed out or cut off: the server may still store it
+                self._unconfirmed.append(token)  # checked at the next start
+                raise
+
+    def _close_timed_out_starts(self, collection: Collection[Document]) -> None:
+        """Starts that timed out but were stored by the server afterwards: closed as failed."""
+        tokens, self._unconfirmed = self._unconfirmed, []
+        for doc in collection.find({"category": "trial", "token": {"$in": tokens}}, {"trial_id": True}):
+            logger.warning("Trial %s of experiment %r was recorded after its start had timed out; it is "
+                           "marked failed (it never ran).", doc["trial_id"], self.experiment_id)
+            self.finish_trial(int(doc["trial_id"]), {"success": False, "finished": time.time(),
+                                                     "description": TIMED_OUT_START})
+
+    @staticmethod
+    def _highest_trial_id(collection: Collection[Document]) -> int:
+        # a foreign document's non-integer trial_id is skipped (servers differ in sorting mixed types)
+        for doc in collection.find({"category": "trial", "trial_id": {"$gte": 1}}, {"trial_id": True, "_id": False},
+                                   batch_size=2).sort("trial_id", -1):
+            if type(doc.get("trial_id")) is int:
+                return int(doc["trial_id"])
+        return 0
+
+    @guarded("record a heartbeat")
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        if not trial_ids:
+            return
+        collection = self._writable()
+        ids = [_key("trial", int(t)) for t in trial_ids]
+        retry(lambda: collection.update_many({"_id": {"$in": ids}}, {"$set": {"heartbeat": float(timestamp)}}))
 
     @guarded("store a trial outcome")
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
@@ -212,32 +256,45 @@ class MongoBackend(Backend):
         outcomes: dict[int, dict[str, Any]] = {}
         # large batches: fewer round trips (a batch still stops at 16 MB)
         for doc in self._col().find(query, projection, batch_size=BATCH_DOCUMENTS).sort("trial_id", 1):
-            trial_id = doc["trial_id"]
+            trial_id = doc.get("trial_id")
+            if type(trial_id) is not int:  # a foreign or damaged document: not a trial of ours
+                self.report_corrupt(trial_id, f"a {doc.get('category')} document has no integer trial_id")
+                continue
             if doc.pop("category") == "trial":
                 starts[trial_id] = doc
+            elif not isinstance(doc.get("seq"), int):
+                self.report_corrupt(trial_id, "an outcome document has no integer seq")
             elif trial_id not in outcomes or doc["seq"] > outcomes[trial_id]["seq"]:
                 outcomes[trial_id] = doc
         records = []
         for trial_id, start in starts.items():
             record = dict.fromkeys(TRIAL_FIELDS) | start | outcomes.get(trial_id, {})
             record.pop("seq", None)
+            record.pop("token", None)
             for field in CODEC_FIELDS:
-                record[field] = codec.decode(record[field])
+                try:
+                    record[field] = codec.decode(record[field])
+                except Exception as exc:  # noqa: BLE001 - any damage reads as missing, reported
+                    self.report_corrupt(trial_id, f"{field} cannot be decoded ({type(exc).__name__}: {exc})")
+                    record[field] = None
             records.append(record)
         return records
 
     @guarded("read the last trial id")
     def last_trial_id(self) -> int:
-        counter = self._col().find_one({"_id": COUNTER_ID})
-        return int(counter["value"]) if counter else 0
+        return self._highest_trial_id(self._col())
 
     @guarded("load trials")
     def load_trials(self, trial_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         records = self._trial_documents(trial_ids, None)
         for record in records:
             blob = record.pop("result_pickle_blob", None)
-            if blob is not None:
-                record["result_pickle"] = self._read_blob(blob, f"the pickled result of trial {record['trial_id']}")
+            if blob is None:
+                continue
+            if not isinstance(blob, dict) or not isinstance(blob.get("chunks"), int):
+                self.report_corrupt(record["trial_id"], f"its result_pickle_blob is not a blob reference: {blob!r:.80}")
+                continue
+            record["result_pickle"] = self._read_blob(blob, f"the stored result of trial {record['trial_id']}")
         return records
 
     @guarded("load the history")
@@ -270,7 +327,10 @@ class MongoBackend(Backend):
         query: dict[str, Any] = {"category": "metric"}
         if trial_id is not None:
             query["trial_id"] = int(trial_id)
-        return sorted(self._col().distinct("key", query))
+        collection = self._col()
+        if collection.find_one(query, {"_id": True}) is None:  # some servers create a collection on distinct
+            return []
+        return sorted(collection.distinct("key", query))
 
     # ---- persisted step results ------------------------------------------------------------------
     @guarded("save a persisted step result")

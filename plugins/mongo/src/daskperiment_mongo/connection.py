@@ -18,11 +18,15 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 from daskperiment.errors import BackendError
 
 if TYPE_CHECKING:
-    from pymongo.database import Database
+    pass
 
 #: How long an operation waits for an unreachable server before it fails (pymongo's
 #: default of 30 s would leave a trial hanging); ``serverSelectionTimeoutMS`` in the URI wins.
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000
+#: How long a call waits for an answer (pymongo's default is forever: a frozen server would
+#: block the trial) and for a connection; the URI's ``socketTimeoutMS``/``connectTimeoutMS`` win.
+#: No call of ours takes long on a healthy server (each reads or writes bounded batches).
+DEFAULT_TIMEOUTS_MS = {"socketTimeoutMS": 8_000, "connectTimeoutMS": 5_000}
 
 SCHEMES = ("mongodb", "mongodb+srv")
 
@@ -77,6 +81,9 @@ def target_from_uri(uri: str, server_selection_timeout_ms: int | None = None) ->
         args["serverSelectionTimeoutMS"] = server_selection_timeout_ms
     elif "serverselectiontimeoutms" not in options:
         args["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+    for option, default in DEFAULT_TIMEOUTS_MS.items():
+        if option.lower() not in options:
+            args[option] = default
     return Target(args, database, mask_password(uri))
 
 

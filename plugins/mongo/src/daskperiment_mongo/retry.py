@@ -7,8 +7,11 @@ selects the server afresh (waiting up to ``serverSelectionTimeoutMS``) and succe
 
 Every write of the backend is safe to repeat: upserts by ``_id``, deletes, and inserts
 whose ``_id`` is fixed before the first attempt (a duplicate key on the repeat means the
-first attempt was stored). The trial counter's ``$inc`` is the one exception: a repeat
-may skip a trial id, never hand one out twice.
+first attempt was stored; a trial start also carries a token that tells whose it is).
+
+A call that *timed out*, or that pymongo cancelled because its monitor found the server
+unresponsive, is not repeated: the server is frozen or overloaded, and a second wait would
+only add a server-selection timeout before the user hears of it.
 """
 
 from __future__ import annotations
@@ -25,12 +28,17 @@ DUPLICATE_KEY = 11000
 
 def retry(first: Callable[[], T], again: Callable[[], T] | None = None) -> T:
     """``first()``; after a dropped connection (not a server that stays down), ``again()``."""
-    from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
+    import pymongo.errors
+    from pymongo.errors import AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
 
+    unresponsive: tuple[type[Exception], ...] = (ServerSelectionTimeoutError, NetworkTimeout)
+    cancelled = getattr(pymongo.errors, "_OperationCancelled", None)  # private: absent from some pymongo versions
+    if isinstance(cancelled, type):
+        unresponsive += (cancelled,)
     try:
         return first()
     except AutoReconnect as exc:
-        if isinstance(exc, ServerSelectionTimeoutError):
+        if isinstance(exc, unresponsive):
             raise
         logger.warning("MongoDB connection lost (%s); trying once more", exc)
     return (again or first)()

@@ -9,10 +9,16 @@ Why it is shaped this way:
   failure never leaves half a record behind;
 * reads are pipelined and bounded: a history of any size is one ``GET`` plus one
   pipeline of ``HMGET`` batches; ``KEYS``/``SCAN`` are never used;
-* metadata is JSON and metrics raw numbers (:mod:`.codec`); only persisted step
-  results and non-plain trial results are pickles, and they are unpickled by
-  daskperiment only on request (``get_persisted``/``get_result``), which trusts
-  the server.
+* a trial start carries a random token (:data:`.scripts.START_TRIAL`): sent again, it
+  returns the id it got instead of starting a second trial; a start that timed out is
+  looked up by its token at the next start and, if the server did record it, closed as
+  failed — never left looking like a running trial;
+* values above :attr:`RedisBackend.value_chunk_bytes` (results, persisted results) are
+  written in chunks to a temporary list renamed into place when complete: Redis refuses
+  values over 512 MB, and a reader never sees half a value;
+* metadata is JSON and metrics raw numbers (:mod:`.codec`); results and persisted step
+  results are bytes encoded by core (``daskperiment.payloads``: pickles are signed and
+  verified before loading).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -47,6 +54,15 @@ logger = logging.getLogger("daskperiment.redis")
 OUTCOME_FIELDS = tuple(f for f in records.OUTCOME_FIELDS if f not in ("traceback", "result_pickle"))
 #: Trial ids per ``HMGET``: keeps each command short so other clients are not held up.
 BATCH_IDS = 5_000
+#: Bytes per stored value: far below Redis' 512 MB limit, and short enough to send within the
+#: socket timeout on a slow link (16 MiB at 10 MB/s: 1.6 s).
+VALUE_CHUNK_BYTES = 16 << 20
+#: Seconds a start's token (and a partly written value) is kept.
+TOKEN_SECONDS = 24 * 3600
+#: Outcome marker of a result whose bytes are in :meth:`.Keys.result_chunks`.
+CHUNKED = "result_chunked"
+TIMED_OUT_START = ("Its start timed out (the Redis server did not answer in time) and the server recorded it "
+                   "afterwards: the trial never ran.")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -91,6 +107,8 @@ class RedisBackend(Backend):
     """
 
     scheme = "redis"
+    #: Values larger than this are stored in chunks (set it per backend; tests use small values).
+    value_chunk_bytes: int = VALUE_CHUNK_BYTES
 
     def __init__(self, experiment_id: str, target: str | redis.ConnectionPool | redis.Redis) -> None:
         super().__init__(experiment_id)
@@ -112,14 +130,16 @@ class RedisBackend(Backend):
         self._client: redis.Redis | None = None
         self._scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._unconfirmed: list[str] = []  # tokens of starts that timed out
 
     # Dask ships backends to workers: ship the description, reconnect lazily there.
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment_id": self.experiment_id, "_spec": self._spec}
+        return {"experiment_id": self.experiment_id, "_spec": self._spec, "value_chunk_bytes": self.value_chunk_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.experiment_id = state["experiment_id"]
         self._spec = state["_spec"]
+        self.value_chunk_bytes = state.get("value_chunk_bytes", VALUE_CHUNK_BYTES)
         self.keys = Keys(self.experiment_id)
         self._pool, self._owns_pool = None, True
         self._init_connection_state()
@@ -165,21 +185,73 @@ class RedisBackend(Backend):
     # ---- trials -------------------------------------------------------------
     @_guarded("allocating a trial id")
     def start_trial(self, record: Mapping[str, Any]) -> int:
+        import redis
+
+        if self._unconfirmed:
+            self._close_timed_out_starts()
         body = dumps({f: record.get(f) for f in START_FIELDS})
-        return int(self._script("start_trial")(keys=[self.keys.counter, self.keys.trial_start], args=[body]))
+        token = uuid.uuid4().hex
+        keys = [self.keys.counter, self.keys.trial_start, self.keys.start_token(token)]
+        try:
+            return int(self._script("start_trial")(keys=keys, args=[body, TOKEN_SECONDS]))
+        except redis.TimeoutError:
+            self._unconfirmed.append(token)  # the server may still run it: checked at the next start
+            raise
+
+    def _close_timed_out_starts(self) -> None:
+        """Starts that timed out but were recorded by the server afterwards: closed as failed."""
+        tokens, self._unconfirmed = self._unconfirmed, []
+        for token, trial_id in zip(tokens, self._redis().mget([self.keys.start_token(t) for t in tokens])):
+            if trial_id is not None:
+                logger.warning("Trial %s of experiment %r was recorded after its start had timed out; it is "
+                               "marked failed (it never ran).", int(trial_id), self.experiment_id)
+                self.finish_trial(int(trial_id), {"success": False, "finished": time.time(),
+                                                  "description": TIMED_OUT_START})
+
+    @_guarded("recording a heartbeat")
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        if trial_ids:
+            value = repr(float(timestamp))
+            self._redis().hset(self.keys.trial_heartbeat, mapping={int(t): value for t in trial_ids})
 
     @_guarded("storing a trial outcome")
     def finish_trial(self, trial_id: int, outcome: Mapping[str, Any]) -> None:
         k, tid = self.keys, int(trial_id)
+        fields = {f: outcome.get(f) for f in OUTCOME_FIELDS}
+        payload = outcome.get("result_pickle")
+        partial = None
+        if payload is not None and len(payload) > self.value_chunk_bytes:
+            partial, payload, fields[CHUNKED] = self._write_partial(payload), None, True
         pipe = self._redis().pipeline(transaction=True)
-        pipe.hset(k.trial_outcome, tid, dumps({f: outcome.get(f) for f in OUTCOME_FIELDS}))
-        for key, value in ((k.trial_traceback, outcome.get("traceback")),
-                           (k.trial_pickle, outcome.get("result_pickle"))):
+        pipe.hset(k.trial_outcome, tid, dumps(fields))
+        for key, value in ((k.trial_traceback, outcome.get("traceback")), (k.trial_pickle, payload)):
             if value is None:
                 pipe.hdel(key, tid)  # a trial finished twice keeps only the last outcome
             else:
                 pipe.hset(key, tid, value)
+        self._place(pipe, partial, k.result_chunks(tid))
         pipe.execute()
+
+    # ---- values of any size ------------------------------------------------------------
+    def _write_partial(self, data: bytes) -> str:
+        """Write ``data`` in chunks to a new expiring list; its key, for :meth:`_place`."""
+        partial = self.keys.partial(uuid.uuid4().hex)
+        view, size = memoryview(data), self.value_chunk_bytes
+        pipe = self._redis().pipeline(transaction=False)
+        for start in range(0, len(data), size):
+            pipe.rpush(partial, view[start:start + size].tobytes())
+        pipe.expire(partial, TOKEN_SECONDS)  # a write cut off halfway leaves nothing for long
+        pipe.execute()
+        return partial
+
+    @staticmethod
+    def _place(pipe: Any, partial: str | None, final: str) -> None:
+        """In the caller's transaction: the complete chunks become ``final`` (or ``final`` goes)."""
+        if partial is None:
+            pipe.delete(final)
+        else:
+            pipe.rename(partial, final)
+            pipe.persist(final)
 
     @_guarded("reading the last trial id")
     def last_trial_id(self) -> int:
@@ -202,10 +274,40 @@ class RedisBackend(Backend):
         replies = pipe.execute()
         width = len(json_hashes) + len(raw_hashes)
         columns = []
-        for i in range(width):
-            decode = json.loads if i < len(json_hashes) else list
-            columns.append([value for reply in replies[i::width] for value in decode(reply)])
+        for i, name in enumerate((*json_hashes, *raw_hashes)):
+            if i >= len(json_hashes):
+                columns.append([value for reply in replies[i::width] for value in reply])
+                continue
+            column: list[Any] = []
+            for batch, reply in zip(_batches(ids), replies[i::width]):
+                column += self._json_batch(name, batch, reply)
+            columns.append(column)
         return columns
+
+    def _json_batch(self, name: str, batch: list[int], reply: bytes) -> list[Any]:
+        """One batch of a JSON hash: one ``json.loads``, or value by value when a value is not a
+        JSON object (reported with its trial id and read as missing)."""
+        values: list[Any] | None
+        try:
+            values = json.loads(reply)
+        except ValueError:
+            values = None
+        if values is not None and len(values) == len(batch) and all(v is None or type(v) is dict for v in values):
+            return values
+        decoded: list[Any] = []
+        for trial_id, raw in zip(batch, self._redis().hmget(name, batch)):
+            try:
+                value = None if raw is None else json.loads(raw)
+            except ValueError as exc:
+                value, problem = None, f"not JSON ({exc})"
+            else:
+                problem = f"not a JSON object but {type(value).__name__}"
+            if value is not None and type(value) is not dict:
+                value = None
+            if raw is not None and value is None:
+                self.report_corrupt(trial_id, f"its {name.rsplit(':', 1)[-1]} record is {problem}")
+            decoded.append(value)
+        return decoded
 
     def _ids(self, trial_ids: Iterable[int] | None) -> list[int]:
         if trial_ids is None:
@@ -218,17 +320,32 @@ class RedisBackend(Backend):
         if not ids:
             return []
         k = self.keys
-        starts, outcomes, tracebacks, pickles = self._columns(
-            ids, (k.trial_start, k.trial_outcome), (k.trial_traceback, k.trial_pickle))
+        starts, outcomes, tracebacks, pickles, beats = self._columns(
+            ids, (k.trial_start, k.trial_outcome), (k.trial_traceback, k.trial_pickle, k.trial_heartbeat))
         records = []
-        for trial_id, start, outcome, tb, pk in zip(ids, starts, outcomes, tracebacks, pickles):
+        for trial_id, start, outcome, tb, pk, beat in zip(ids, starts, outcomes, tracebacks, pickles, beats):
             if start is None:  # never started: absent
                 continue
             record = {"trial_id": trial_id, **dict.fromkeys(TRIAL_FIELDS), **start, **(outcome or {})}
-            record["traceback"] = None if tb is None else tb.decode()
+            record["traceback"] = None if tb is None else tb.decode(errors="replace")
             record["result_pickle"] = pk
+            if beat is not None:
+                record["heartbeat"] = self._number(trial_id, "heartbeat", beat)
+            if record.pop(CHUNKED, None):
+                record["result_pickle"] = self._read_chunks(k.result_chunks(trial_id)) or None
             records.append(record)
         return records
+
+    def _number(self, trial_id: int, field: str, raw: bytes) -> float | None:
+        try:
+            return float(raw)
+        except ValueError:
+            self.report_corrupt(trial_id, f"{field} is not a number: {raw[:80]!r}")
+            return None
+
+    def _read_chunks(self, key: str) -> bytes:
+        chunks: list[bytes] = self._redis().lrange(key, 0, -1)  # type: ignore[assignment]  # raw replies
+        return b"".join(chunks)
 
     @_guarded("loading the history")
     def load_history(self, fields: Sequence[str] = HISTORY_FIELDS) -> dict[str, list[Any]]:
@@ -238,7 +355,7 @@ class RedisBackend(Backend):
         if not ids:
             return columns
         starts, outcomes = self._columns(ids, (self.keys.trial_start, self.keys.trial_outcome))
-        if None in starts:  # an id without its record (only if the server failed mid-script)
+        if None in starts:  # an id without its record (a corrupt one, or the server failed mid-script)
             keep = [i for i, start in enumerate(starts) if start is not None]
             ids, starts, outcomes = ([column[i] for i in keep] for column in (ids, starts, outcomes))
         outcomes = [outcome or {} for outcome in outcomes]  # unfinished trials
@@ -278,11 +395,25 @@ class RedisBackend(Backend):
     # ---- persisted step results ---------------------------------------------------
     @_guarded("saving a persisted result")
     def save_persisted(self, step: str, trial_id: int, data: bytes) -> None:
-        self._redis().set(self.keys.persisted(step, trial_id), data)
+        """Small: one string; large: chunks renamed into place. Either way one transaction
+        replaces whatever was stored before, so a reader sees the old or the new bytes."""
+        small, chunked = self.keys.persisted(step, trial_id), self.keys.persisted_chunks(step, trial_id)
+        partial = self._write_partial(data) if len(data) > self.value_chunk_bytes else None
+        pipe = self._redis().pipeline(transaction=True)
+        if partial is None:
+            pipe.set(small, data)
+        else:
+            pipe.delete(small)
+        self._place(pipe, partial, chunked)
+        pipe.execute()
 
     @_guarded("loading a persisted result")
     def load_persisted(self, step: str, trial_id: int) -> bytes | None:
-        return cast("bytes | None", self._redis().get(self.keys.persisted(step, trial_id)))  # see _redis
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.get(self.keys.persisted(step, trial_id))
+        pipe.lrange(self.keys.persisted_chunks(step, trial_id), 0, -1)
+        small, chunks = pipe.execute()
+        return cast("bytes | None", small) if small is not None else (b"".join(chunks) if chunks else None)
 
     # ---- step cache ---------------------------------------------------------------------
     supports_cache = True

@@ -25,10 +25,11 @@ logger = logging.getLogger("daskperiment.redis")
 SCHEMES = ("redis", "rediss", "unix")
 
 #: Applied to pools built from a URI unless the URI sets them (``?socket_timeout=…``): an
-#: unreachable host fails within seconds instead of the OS's minutes, a silent network
-#: fails a call instead of hanging it (no command of ours blocks on the server), and TCP
-#: keepalive notices a peer that vanished without closing the connection.
-URI_DEFAULTS = {"socket_connect_timeout": 10.0, "socket_timeout": 60.0}
+#: unreachable host fails within 5 s instead of the OS's minutes, a frozen server or silent
+#: network fails a call after 8 s instead of hanging it (no command of ours blocks on the
+#: server, and the largest takes well under a second), and TCP keepalive notices a peer that
+#: vanished without closing the connection. A refused connection (server down) fails at once.
+URI_DEFAULTS = {"socket_connect_timeout": 5.0, "socket_timeout": 8.0}
 TCP_DEFAULTS = {**URI_DEFAULTS, "socket_keepalive": True}
 
 

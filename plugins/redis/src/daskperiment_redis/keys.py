@@ -24,6 +24,7 @@ class Keys:
         "cache_used",
         "trial_outcome",
         "trial_pickle",
+        "trial_heartbeat",
         "trial_start",
         "trial_traceback",
     )
@@ -38,8 +39,11 @@ class Keys:
         self.trial_outcome = p + "trial:outcome"
         #: hash, trial id → traceback text of failed trials (kept out of the history columns)
         self.trial_traceback = p + "trial:traceback"
-        #: hash, trial id → raw ``result_pickle`` bytes (only results that are not plain data)
+        #: hash, trial id → ``result_pickle`` bytes of a result that is not plain data (encoded by
+        #: ``daskperiment.payloads``), up to the chunk size; larger ones are in :meth:`result_chunks`
         self.trial_pickle = p + "trial:result_pickle"
+        #: hash, trial id → POSIX time of the running trial's last heartbeat
+        self.trial_heartbeat = p + "trial:heartbeat"
         #: set of metric names saved in any trial
         self.metric_names = p + "metric_keys"
         #: string, ``INCRBY``: recency clock of the purity records
@@ -56,12 +60,29 @@ class Keys:
         return f"{self.prefix}metric_keys:{int(trial_id)}"
 
     def persisted(self, step: str, trial_id: int) -> str:
-        """String: the raw (cloudpickle) bytes a ``@ex.persist`` step returned."""
+        """String: the bytes a ``@ex.persist`` step returned (encoded by ``daskperiment.payloads``),
+        up to the chunk size; larger ones are in :meth:`persisted_chunks`."""
         return f"{self.prefix}persist:{step}:{int(trial_id)}"
 
     def cached(self, digest: str) -> str:
-        """String: a step's pickled output in the step cache, by its digest."""
+        """String: a step's output in the step cache (encoded by ``daskperiment.payloads``), by its digest."""
         return f"{self.prefix}stepcache:{digest}"
+
+    def persisted_chunks(self, step: str, trial_id: int) -> str:
+        """List: a persisted result larger than one chunk, in chunks (Redis values stop at 512 MB)."""
+        return f"{self.prefix}persist_chunks:{step}:{int(trial_id)}"
+
+    def result_chunks(self, trial_id: int) -> str:
+        """List: the ``result_pickle`` bytes of a trial larger than one chunk, in chunks."""
+        return f"{self.prefix}result_chunks:{int(trial_id)}"
+
+    def start_token(self, token: str) -> str:
+        """String, expiring: the trial id a start with this client token got (idempotent starts)."""
+        return f"{self.prefix}start_token:{token}"
+
+    def partial(self, token: str) -> str:
+        """List, expiring: chunks being written, renamed into place once complete."""
+        return f"{self.prefix}partial:{token}"
 
     def document(self, kind: str, digest: str) -> str:
         """String: JSON of a content-addressed document (``code`` or ``environment``)."""

@@ -7,11 +7,16 @@ redis-py sends them with ``EVALSHA`` and reloads them after a server restart.
 
 from __future__ import annotations
 
-#: KEYS: counter, start hash. ARGV: start JSON. Returns the new trial id.
-#: INCR and the record write in one script: no id is ever allocated without its record.
+#: KEYS: counter, start hash, the start's token key. ARGV: start JSON, token lifetime (s).
+#: Returns the trial id. INCR and the record write in one script: no id is ever allocated
+#: without its record. The client's random token makes it idempotent: a start sent again
+#: (a retried connection) returns the id the first one got instead of starting a second trial.
 START_TRIAL = """
+local known = redis.call('GET', KEYS[3])
+if known then return tonumber(known) end
 local id = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], id, ARGV[1])
+redis.call('SET', KEYS[3], id, 'EX', tonumber(ARGV[2]))
 return id
 """
 
