@@ -118,7 +118,9 @@ class Session:
         code = self.localise(block.code)
         if block.language == "python":
             if block.title:
-                (self.workdir / block.title).write_text(code)
+                target = self.workdir / block.title
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(code)
             else:
                 self._exec(block, code)
         elif block.language == "pycon":
