@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -26,7 +27,6 @@ from sklearn.model_selection import train_test_split
 
 import daskperiment
 from daskperiment.seeding import rng
-from reproducing import example_size, reproduce
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
 
@@ -89,6 +89,22 @@ def search(points: list[dict], seed: int) -> list[int]:
     return ids
 
 
+def example_size() -> str:
+    """``DASKPERIMENT_EXAMPLE_SIZE``: ``small`` (what the tests run) or ``full`` (the default)."""
+    size = os.environ.get("DASKPERIMENT_EXAMPLE_SIZE", "full")
+    if size not in ("small", "full"):
+        raise SystemExit(f"DASKPERIMENT_EXAMPLE_SIZE must be 'small' or 'full', got {size!r}")
+    return size
+
+
+def check_reproduces(trial_id: int) -> None:
+    """Re-run the trial with its recorded parameters and seed; stop when it comes out different."""
+    report = ex.reproduce(trial_id)
+    print(report)
+    if not report.identical:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     model = ex.get_persisted("train", trial_id=best)
     print(f"best trial {best}: test accuracy {history.loc[best, 'Result']:.4f}, "
           f"{type(model).__name__} with {model.coef_.shape[1]} inputs")
-    reproduce(ex, score, best)
+    check_reproduces(best)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,6 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 
 import daskperiment
-from reproducing import example_size, reproduce
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
 
@@ -95,6 +95,22 @@ def search(points: list[dict], seed: int) -> list[int]:
     return ids
 
 
+def example_size() -> str:
+    """``DASKPERIMENT_EXAMPLE_SIZE``: ``small`` (what the tests run) or ``full`` (the default)."""
+    size = os.environ.get("DASKPERIMENT_EXAMPLE_SIZE", "full")
+    if size not in ("small", "full"):
+        raise SystemExit(f"DASKPERIMENT_EXAMPLE_SIZE must be 'small' or 'full', got {size!r}")
+    return size
+
+
+def check_reproduces(trial_id: int) -> None:
+    """Re-run the trial with its recorded parameters and seed; stop when it comes out different."""
+    report = ex.reproduce(trial_id)
+    print(report)
+    if not report.identical:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -111,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     print(history[["lags", "window", "alpha", "Result"]].to_string())
     print(ex.load_metric("fold_mae", trial_id=best).to_string())
     print(f"best trial {best}: mean absolute error {history.loc[best, 'Result']:.3f}")
-    reproduce(ex, mean_error, best)
+    check_reproduces(best)
 
 
 if __name__ == "__main__":

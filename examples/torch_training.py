@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import sys
 
 import daskperiment
 from daskperiment.plugins import list_plugins
 from daskperiment.seeding import rng
-from reproducing import example_size, reproduce
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s")
 
@@ -108,6 +108,22 @@ def check_requirements() -> None:
                  "(from a checkout: pip install -e plugins/seed-torch)")
 
 
+def example_size() -> str:
+    """``DASKPERIMENT_EXAMPLE_SIZE``: ``small`` (what the tests run) or ``full`` (the default)."""
+    size = os.environ.get("DASKPERIMENT_EXAMPLE_SIZE", "full")
+    if size not in ("small", "full"):
+        raise SystemExit(f"DASKPERIMENT_EXAMPLE_SIZE must be 'small' or 'full', got {size!r}")
+    return size
+
+
+def check_reproduces(trial_id: int) -> None:
+    """Re-run the trial with its recorded parameters and seed; stop when it comes out different."""
+    report = ex.reproduce(trial_id)
+    print(report)
+    if not report.identical:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     print(history[["lr", "epochs", "Result"]].to_string())
     print(ex.load_metric("train_loss", trial_id=trial_ids).to_string())
     print(f"best trial {best}: test accuracy {history.loc[best, 'Result']:.4f}")
-    reproduce(ex, accuracy, best)
+    check_reproduces(best)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The examples in ``examples/`` run at their small size, and run again the same.
 
-Each example searches a small grid and ends by recomputing its best trial from the recorded
-parameters and seed (its own reproduce check, which exits non-zero when it fails). Here each
+Each example searches a small grid and ends by re-running its best trial with
+``ex.reproduce`` (recorded parameters and seed; the script exits non-zero unless it comes out
+identical). Here each
 runs twice, in two fresh processes with their own storage and the same seed: the two
 histories must agree trial by trial.
 """
@@ -40,7 +41,7 @@ def run_twice(script: str, tmp_path: Path, seed: int = 3) -> list[Path]:
     for process in processes:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, f"{script} exited {process.returncode}:\n{out}\n{err[-4000:]}"
-        assert "did not reproduce" not in err
+        assert " reproduced identically as trial " in out, out
     return workdirs
 
 
