@@ -9,10 +9,10 @@ and must give the same accuracy.
 
 The training step imports torch in its body, the usual way to keep a heavy library off a
 Dask driver. daskperiment's core seeds torch only once something has imported it, so on a
-fresh worker, or in the first trial of a fresh process, torch would draw from its default
-seed whatever the trial seed is. The ``daskperiment-seed-torch`` plugin imports and seeds
-torch before every step: the weight initialisation and the batch order then follow the
-trial seed. Without torch or without the plugin this script says so and exits with status 1.
+fresh worker, or in the first trial of a fresh process, torch would draw from a seed of its
+own whatever the trial seed is. The ``daskperiment-seed-torch`` plugin imports torch before
+the seeders run, so it is seeded before every step: the weight initialisation and the batch
+order then follow the trial seed. Without torch or without the plugin this script says so and exits with status 1.
 """
 
 from __future__ import annotations

@@ -37,13 +37,19 @@ def test_registered_under_its_entry_point():
 
 
 def test_does_nothing_without_torch(monkeypatch):
-    plugin.torch_module.cache_clear()
-    monkeypatch.setattr(plugin.importlib.util, "find_spec", lambda name: None)
-    try:
-        assert plugin.torch_module() is None
-        assert plugin.seed_random_state(7) is None
-    finally:
-        plugin.torch_module.cache_clear()
+    monkeypatch.setattr(plugin, "torch_installed", lambda: False)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert plugin.seed_random_state(7) is None
+    assert "torch" not in sys.modules
+
+
+def test_runs_before_the_core_seeder():
+    """Importing torch must not move Python's random state after the core has seeded it."""
+    from daskperiment.plugins import get_plugin_manager
+
+    impls = get_plugin_manager().hook.seed_random_state.get_hookimpls()
+    order = [impl.plugin_name for impl in reversed(impls)]  # pluggy calls the last registered first
+    assert order.index("seed_torch") < order.index("core")
 
 
 def _fresh_process_draws(tmp_path, seed: int, **env: str) -> list[float]:
