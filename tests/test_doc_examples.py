@@ -12,11 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from daskperiment.testing import fixtures
 from tools.doc_examples import ROOT, Block, Session, doc_pages, link_examples, parse_page
-
-redis_server = fixtures.redis_server
-mongo_server = fixtures.mongo_server
 
 PAGES = {path: parse_page(path) for path in doc_pages()}
 BLOCKS = [block for page in PAGES.values() for block in page.blocks]
@@ -33,9 +29,11 @@ def _session(block: Block, request: pytest.FixtureRequest, tmp_path_factory: pyt
             server = request.getfixturevalue(f"{name}_server")
             parts = urlsplit(server.uri)
             session.addresses[name] = f"{parts.scheme}://{parts.netloc}"
-            if name == "redis":
-                with server.client() as client:
-                    client.flushall()
+            if name == "redis":  # the page starts from an empty database
+                import redis
+
+                with redis.Redis.from_url(server.uri) as client:
+                    client.flushdb()
         _sessions[block.page] = session
     return _sessions[block.page]
 

@@ -22,15 +22,9 @@ from pathlib import Path
 import pytest
 
 import daskperiment
-from daskperiment.testing import fixtures
 from tools.build_dist import build_all, distribution_dirs
 
 pytestmark = pytest.mark.slow
-
-redis_server = fixtures.redis_server
-redis_uri = fixtures.redis_uri
-mongo_server = fixtures.mongo_server
-mongo_uri = fixtures.mongo_uri
 
 TRIAL = textwrap.dedent("""
     import json, pathlib, sys
