@@ -3,7 +3,7 @@
 Every distribution of the monorepo — ``core/`` and each ``plugins/*/`` — is built with
 `build <https://build.pypa.io>`_ (``python -m build``): the sdist first, then the wheel from
 that sdist, so a file missing from the sdist fails here rather than on a user's machine.
-Older artifacts of our distributions in the output folder are removed first, so the folder
+Older artifacts of these distributions in the output folder are removed first, so the folder
 holds exactly one version of each for ``pip install --find-links dist/ 'daskperiment[redis]'``.
 
 ``--no-isolation`` builds with the running environment's hatchling instead of a fresh build
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -29,11 +30,18 @@ def distribution_dirs(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
     return [root / "core", *sorted(p.parent for p in (root / "plugins").glob("*/pyproject.toml"))]
 
 
-def clean(outdir: pathlib.Path) -> None:
-    """Remove earlier wheels and sdists of our distributions (``daskperiment`` and ``daskperiment_*``)."""
-    for path in (*outdir.glob("daskperiment-*.tar.gz"), *outdir.glob("daskperiment_*.tar.gz"),
-                 *outdir.glob("daskperiment-*.whl"), *outdir.glob("daskperiment_*.whl")):
-        path.unlink()
+def artifact_prefix(project: pathlib.Path) -> str:
+    """How the distribution's wheel and sdist file names start (``pytest_daskperiment-``)."""
+    name = re.search(r'^name = "([^"]+)"', (project / "pyproject.toml").read_text(), re.M)
+    if name is None:
+        raise SystemExit(f"{project}/pyproject.toml names no distribution")
+    return re.sub(r"[-_.]+", "_", name.group(1)).lower() + "-"
+
+
+def artifacts(outdir: pathlib.Path, projects: list[pathlib.Path]) -> list[pathlib.Path]:
+    """The wheels and sdists of ``projects`` in ``outdir``, sorted."""
+    prefixes = tuple(artifact_prefix(project) for project in projects)
+    return sorted(p for p in outdir.iterdir() if p.name.startswith(prefixes) and p.name.endswith((".whl", ".tar.gz")))
 
 
 def build(project: pathlib.Path, outdir: pathlib.Path, *, isolation: bool = True) -> None:
@@ -47,12 +55,14 @@ def build(project: pathlib.Path, outdir: pathlib.Path, *, isolation: bool = True
 
 
 def build_all(outdir: pathlib.Path, *, isolation: bool = True, root: pathlib.Path = ROOT) -> list[pathlib.Path]:
-    """Build every distribution into ``outdir``; return the artifacts, sorted."""
+    """Build every distribution into ``outdir`` (removing earlier artifacts of ours); return the artifacts."""
+    projects = distribution_dirs(root)
     outdir.mkdir(parents=True, exist_ok=True)
-    clean(outdir)
-    for project in distribution_dirs(root):
+    for old in artifacts(outdir, projects):
+        old.unlink()
+    for project in projects:
         build(project, outdir, isolation=isolation)
-    return sorted(p for p in outdir.iterdir() if p.name.startswith("daskperiment"))
+    return artifacts(outdir, projects)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
