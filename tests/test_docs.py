@@ -29,7 +29,7 @@ def test_sweeps_page_example_runs(tmp_path):
     import sys
 
     page = (ROOT / "docs" / "sweeps.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    blocks = re.findall(r"```python[^\n]*\n(.*?)```", page, re.S)
     example = next(block for block in blocks if "LocalCluster" in block)
     script = tmp_path / "sweep_example.py"
     script.write_text(example)
