@@ -5,8 +5,9 @@ them from that folder with the package index for everything else, exactly as
 ``pip install --find-links dist/ 'daskperiment[redis]'``. pip must pick our 1.0.0 over the
 unrelated 2019 ``daskperiment 0.5.0`` on the index without ``--pre``. Then trials run on the
 local backend, on a real Redis server and a MongoDB wire-protocol server started here, the
-plugins are listed, and a plugin installed afterwards the same way (the torch seeder, which
-nothing installs by default) is discovered.
+plugins are listed, and plugins installed afterwards the same way are discovered: the torch
+seeder, which nothing installs by default, and the third-party example backend of
+``docs/writing_backends.md`` (``examples/plugins/daskperiment-jsonl``), which runs a trial.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import daskperiment
-from tools.build_dist import build_all, distribution_dirs
+from tools.build_dist import ROOT, build, build_all, distribution_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +62,8 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     dist = root / "dist"
     artifacts = build_all(dist, isolation=False)
     assert len(artifacts) == 2 * len(distribution_dirs()), artifacts
+    # a third-party plugin, built apart from ours into the same folder (docs/writing_backends.md)
+    build(ROOT / "examples" / "plugins" / "daskperiment-jsonl", dist, isolation=False)
     env_dir = root / "venv"
     venv.create(env_dir, with_pip=True, clear=True)
     python = env_dir / "bin" / "python"
@@ -101,10 +104,12 @@ def test_trials_run_locally_and_on_redis(installed, redis_uri, tmp_path):
 def test_plugins_are_listed_and_a_later_plugin_is_discovered(installed, mongo_uri, tmp_path):
     names = plugin_names(installed)
     assert {"core", "local", "redis", "cpu", "pip", "git", "numpy", "conda"} <= names
-    assert not {"seed_torch", "mongo"} & names
+    assert not {"seed_torch", "mongo", "jsonl"} & names
     run([str(installed["python"]), "-m", "pip", "install", "-q", "--find-links", str(installed["dist"]),
-         "daskperiment-seed-torch", "daskperiment[mongo]"], cwd=installed["root"])
-    assert {"seed_torch", "mongo"} <= plugin_names(installed)
+         "daskperiment-seed-torch", "daskperiment[mongo]", "daskperiment-jsonl"], cwd=installed["root"])
+    assert {"seed_torch", "mongo", "jsonl"} <= plugin_names(installed)
     (tmp_path / "trial.py").write_text(TRIAL)
     remote = json.loads(run([str(installed["python"]), "trial.py", mongo_uri], cwd=tmp_path))
     assert remote["value"] == 9 and remote["backend"] == "MongoBackend"
+    third_party = json.loads(run([str(installed["python"]), "trial.py", "jsonl://runs"], cwd=tmp_path))
+    assert third_party["value"] == 9 and third_party["backend"] == "JsonLinesBackend"

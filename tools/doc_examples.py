@@ -16,7 +16,9 @@ one namespace and one working directory of their own, like a reader following th
 * any other language (``toml``, ``text``, none …) is not code to run: configuration, logs.
 
 A block is left out only when the line before it is ``<!-- docs-test: skip REASON -->``;
-the test reports it as skipped with that reason. A page holding
+the test reports it as skipped with that reason. Blocks another test checks are not run
+here either: ``<!-- file: PATH -->`` and ``<!-- part of: PATH -->`` blocks are compared with
+the file at ``PATH``, and the ``<!-- run -->`` block is run, by ``tests/test_writing_backends.py``. A page holding
 ``<!-- docs-test: servers redis mongo -->`` gets real servers started on free ports, and the
 documented addresses ``redis://localhost:6379`` and ``mongodb://localhost:27017`` in its
 blocks are pointed at them (the machine's default ports are never used). Shell blocks run
@@ -40,6 +42,7 @@ from markdown_it import MarkdownIt
 ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGUAGES = ("python", "pycon", "bash", "console")
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(?P<reason>.+?)\s*-->\s*$", re.S)
+CHECKED_ELSEWHERE = re.compile(r"<!-- (file|part of): \S+ -->|<!-- run -->")
 SERVERS = re.compile(r"<!--\s*docs-test:\s*servers\s+(?P<names>[a-z ]+?)\s*-->")
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 DOCUMENTED_ADDRESSES = {"redis": "redis://localhost:6379", "mongo": "mongodb://localhost:27017"}
@@ -90,7 +93,10 @@ def parse_page(path: Path) -> Page:
         if language not in RUN_LANGUAGES:
             continue
         previous = tokens[i - 1] if i else None
-        marker = SKIP.match(previous.content.strip()) if previous is not None and previous.type == "html_block" else None
+        comment = previous.content.strip() if previous is not None and previous.type == "html_block" else ""
+        if CHECKED_ELSEWHERE.fullmatch(comment):
+            continue
+        marker = SKIP.match(comment)
         title = TITLE.search(attributes)
         blocks.append(Block(path, token.map[0] + 1, language, title.group("title") if title else None,
                             token.content, marker.group("reason") if marker else None))
