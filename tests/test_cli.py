@@ -48,7 +48,7 @@ def test_backend_argument():
     assert backend_argument("redis://h:1/0") == "redis://h:1/0"
     assert backend_argument("some/dir") == pathlib.Path("some/dir")
     assert backend_argument(None) is None
-    assert daskperiment.__version__ == "1.0.0.dev0"
+    assert daskperiment.__version__ == "1.0.0"
 
 
 def test_code_without_trial_id_shows_the_last_trial_and_version(tmp_path, quickstart):

@@ -29,7 +29,7 @@ def test_sweeps_page_example_runs(tmp_path):
     import sys
 
     page = (ROOT / "docs" / "sweeps.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    blocks = re.findall(r"```python[^\n]*\n(.*?)```", page, re.S)
     example = next(block for block in blocks if "LocalCluster" in block)
     script = tmp_path / "sweep_example.py"
     script.write_text(example)
@@ -37,3 +37,11 @@ def test_sweeps_page_example_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "6 trials: 4 succeeded, 2 failed (trial 1: ValueError(depth must be positive))" in done.stderr
     assert "4 trials: 4 succeeded, 0 failed" in done.stderr
+
+
+def test_every_record_field_is_explained_in_the_concepts_page():
+    from daskperiment.records import TRIAL_FIELDS
+
+    page = (ROOT / "docs" / "concepts.md").read_text()
+    missing = [name for name in TRIAL_FIELDS if f"`{name}`" not in page]
+    assert not missing, f"add these record fields to the Record table of docs/concepts.md: {missing}"

@@ -106,8 +106,8 @@ def test_only_listed_plugins(monkeypatch):
 def test_plugins_command_lists_versions_and_hooks():
     out = subprocess.run([sys.executable, "-m", "daskperiment.cli", "plugins"], capture_output=True, text=True,
                          timeout=60, check=True).stdout
-    assert re.search(r"^local\s+daskperiment-local 1\.0\.0\.dev0\s+make_backend, register_backends", out, re.M)
-    assert re.search(r"^core\s+daskperiment 1\.0\.0\.dev0", out, re.M)
+    assert re.search(r"^local\s+daskperiment-local 1\.0\.0\s+make_backend, register_backends", out, re.M)
+    assert re.search(r"^core\s+daskperiment 1\.0\.0", out, re.M)
 
 
 def test_duplicate_scheme_names_both_plugins():

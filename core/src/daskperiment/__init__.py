@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .parameters import Parameter
     from .sweep import Sweep
 
-__version__ = "1.0.0.dev0"
+__version__ = "1.0.0"
 
 #: Public name → the module that defines it, imported on first access (PEP 562).
 _LAZY = {"Experiment": "daskperiment.experiment", "Parameter": "daskperiment.parameters",

@@ -108,6 +108,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="daskperiment", description="Reproducible experiments on Dask.")
     parser.add_argument("--version", action="version", version=f"daskperiment {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
