@@ -10,7 +10,9 @@ one namespace and one working directory of their own, like a reader following th
   directory instead.
 * ``pycon`` — ``>>>`` sessions, run by :mod:`doctest` in the page's namespace: the shown
   output is checked (``...`` matches anything, whitespace is normalised).
-* ``bash`` — run by ``bash -e`` in the working directory; every command must succeed.
+* ``bash`` — run by ``bash -e`` in the working directory; every command must succeed. A block
+  that runs ``pip install`` fails unless marked as not runnable (it would change the suite's
+  own environment).
 * ``console`` — ``$ command`` lines, each followed by its shown output, which is checked as
   in ``pycon``.
 * any other language (``toml``, ``text``, none …) is not code to run: configuration, logs.
@@ -45,6 +47,7 @@ SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(?P<reason>.+?)\s*-->\s*$", re.S)
 CHECKED_ELSEWHERE = re.compile(r"<!-- (file|part of): \S+ -->|<!-- run -->")
 SERVERS = re.compile(r"<!--\s*docs-test:\s*servers\s+(?P<names>[a-z ]+?)\s*-->")
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
+INSTALLS = re.compile(r"\bpip3?\b[^\n]*\binstall\b")
 DOCUMENTED_ADDRESSES = {"redis": "redis://localhost:6379", "mongo": "mongodb://localhost:27017"}
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SHELL_TIMEOUT = 300
@@ -154,13 +157,21 @@ class Session:
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         return {**os.environ, "PATH": path, "DASKPERIMENT_EXAMPLE_SIZE": "small"}
 
+    def _refuse_installs(self, block: Block, code: str) -> None:
+        """A documented install would change the environment the suite runs in."""
+        if INSTALLS.search(code):
+            raise AssertionError(f"{block.id}: installs packages into the test environment; mark it "
+                                 "<!-- docs-test: skip REASON --> on the line before the block")
+
     def _shell(self, block: Block, code: str) -> None:
+        self._refuse_installs(block, code)
         done = subprocess.run(["bash", "-e", "-c", code], cwd=self.workdir, capture_output=True, text=True,
                               env=self.environment(), timeout=SHELL_TIMEOUT)
         if done.returncode:
             raise AssertionError(f"{block.id}: exit {done.returncode}\n{code}\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
 
     def _console(self, block: Block, code: str) -> None:
+        self._refuse_installs(block, code)
         checker = doctest.OutputChecker()
         for command, expected in console_commands(code):
             done = subprocess.run(["bash", "-e", "-c", command], cwd=self.workdir, capture_output=True, text=True,
