@@ -378,8 +378,8 @@ class SQLBackend(Backend):
             return
         pk = self._writing_pk()
         rows = [{"experiment_pk": pk, "trial_id": int(trial_id), "key": key, "n_points": n, "epoch_kind": kind,
-                 "epochs": e, "vals": v}
-                for n, kind, e, v in codec.metric_chunks(epochs, values, METRIC_CHUNK_POINTS, self._big_endian)]
+                 "epochs": e, "vals": v, "value_kind": value_kind}
+                for n, kind, e, v, value_kind in codec.metric_chunks(epochs, values, METRIC_CHUNK_POINTS, self._big_endian)]
         self._transaction(lambda conn: conn.execute(metrics.insert(), rows))
 
     @property
@@ -404,7 +404,7 @@ class SQLBackend(Backend):
         """Raw rows through the driver: psycopg reads bytea in binary (no hex text to decode)."""
         mark = "?" if self.dialect == "sqlite" else "%s"
         key_column = conn.dialect.identifier_preparer.quote("key")  # a reserved word in MariaDB
-        sql = (f"SELECT trial_id, epoch_kind, epochs, vals FROM dp_metrics WHERE experiment_pk = {mark} "
+        sql = (f"SELECT trial_id, epoch_kind, epochs, vals, value_kind FROM dp_metrics WHERE experiment_pk = {mark} "
                f"AND {key_column} = {mark} AND trial_id IN ({', '.join(str(int(i)) for i in ids)}) ORDER BY seq")
         return execute_raw(conn, sql, (pk, key), binary=self.dialect == "postgresql")
 

@@ -125,29 +125,33 @@ def parameter_rows(experiment_pk: int, trial_id: int, parameters: dict[str, Any]
 
 
 def metric_chunks(epochs: np.ndarray, values: np.ndarray, chunk_points: int,
-                  big_endian: bool) -> Iterator[tuple[int, str, bytes, bytes]]:
-    """``(n_points, epoch_kind, epoch bytes, value bytes)`` for each row of a batch."""
+                  big_endian: bool) -> Iterator[tuple[int, str, bytes, bytes, str]]:
+    """``(n_points, epoch_kind, epoch bytes, value bytes, value_kind)`` for each row of a batch
+    (integer values stay int64, everything else is float64)."""
     kind = "f" if np.asarray(epochs).dtype.kind == "f" else "i"
+    value_kind = "i" if np.asarray(values).dtype.kind in "iu" else "f"
     order = ">" if big_endian else "<"
     epochs = np.ascontiguousarray(epochs, dtype=f"{order}{kind}8")
-    values = np.ascontiguousarray(values, dtype=f"{order}f8")
+    values = np.ascontiguousarray(values, dtype=f"{order}{value_kind}8")
     for start in range(0, len(values), chunk_points):
         stop = start + chunk_points
-        yield len(values[start:stop]), kind, epochs[start:stop].tobytes(), values[start:stop].tobytes()
+        yield (len(values[start:stop]), kind, epochs[start:stop].tobytes(), values[start:stop].tobytes(),
+               value_kind)
 
 
-def decode_metrics(rows: list[tuple[int, str, bytes, bytes]], big_endian: bool) -> dict[int, MetricSeries]:
-    """``(trial_id, epoch_kind, epochs, vals)`` rows in save order → native-order series per trial."""
+def decode_metrics(rows: list[tuple[int, str, bytes, bytes, str]], big_endian: bool) -> dict[int, MetricSeries]:
+    """``(trial_id, epoch_kind, epochs, vals, value_kind)`` rows in save order → native-order series per trial."""
     order = ">" if big_endian else "<"
     parts: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for trial_id, kind, epochs, vals in rows:
+    for trial_id, kind, epochs, vals, value_kind in rows:
         e, v = parts.setdefault(trial_id, ([], []))
         e.append(np.frombuffer(epochs, dtype=f"{order}{kind}8"))
-        v.append(np.frombuffer(vals, dtype=f"{order}f8"))
+        v.append(np.frombuffer(vals, dtype=f"{order}{value_kind}8"))
     series = {}
     for trial_id, (e, v) in parts.items():
         kinds = {a.dtype.kind for a in e}
         epoch_dtype = np.float64 if "f" in kinds else np.int64
+        value_dtype = np.float64 if any(a.dtype.kind == "f" for a in v) else np.int64
         series[trial_id] = MetricSeries(np.concatenate(e).astype(epoch_dtype, copy=False),
-                                        np.concatenate(v).astype(np.float64, copy=False))
+                                        np.concatenate(v).astype(value_dtype, copy=False))
     return series

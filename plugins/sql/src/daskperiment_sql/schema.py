@@ -102,7 +102,8 @@ metrics = Table(
     Column("n_points", Integer, nullable=False),
     Column("epoch_kind", String(1), nullable=False),  # 'i': int64 epochs, 'f': float64 epochs
     Column("epochs", BLOB, nullable=False),  # n_points raw 8-byte numbers (byte order: see codec)
-    Column("vals", BLOB, nullable=False),  # n_points raw float64
+    Column("vals", BLOB, nullable=False),  # n_points raw 8-byte numbers, as value_kind says
+    Column("value_kind", String(1), nullable=False, server_default="f"),  # 'i': int64 values, 'f': float64
     Index("dp_metrics_by_key", "experiment_pk", "key", "trial_id", "seq"),
     Index("dp_metrics_by_trial", "experiment_pk", "trial_id", "key"))
 
@@ -224,7 +225,8 @@ def view_statements(dialect: str) -> list[str]:
             SELECT e.name AS experiment, m.trial_id AS trial_id, m.key AS metric, m.seq AS batch, i AS point,
                    CASE WHEN m.epoch_kind = 'i' THEN daskperiment_int8_at(m.epochs, i)::float8
                         ELSE daskperiment_float8_at(m.epochs, i) END AS epoch,
-                   daskperiment_float8_at(m.vals, i) AS value
+                   CASE WHEN m.value_kind = 'i' THEN daskperiment_int8_at(m.vals, i)::float8
+                        ELSE daskperiment_float8_at(m.vals, i) END AS value
             FROM dp_metrics m JOIN dp_experiments e ON e.experiment_pk = m.experiment_pk
                  CROSS JOIN LATERAL generate_series(0, m.n_points - 1) AS i""",
         ]
