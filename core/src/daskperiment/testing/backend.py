@@ -42,6 +42,9 @@ class Capabilities:
 
     #: several OS processes write one experiment at once
     concurrent_processes: bool = True
+    #: ``Backend.beat`` stores heartbeats (without it, trials running on other hosts read as
+    #: abandoned once ``DASKPERIMENT_HEARTBEAT_TIMEOUT`` has passed)
+    heartbeats: bool = True
     #: bytes of the large values :meth:`BackendTests.test_large_values_round_trip` stores: above
     #: the size a backend keeps inline or in one piece (set the backend's limit low in its fixture)
     large_value_bytes: int = 3 * (1 << 20) + 1
@@ -334,14 +337,16 @@ class BackendTests:
     # ---- heartbeats --------------------------------------------------------------------
     def test_heartbeat_is_stored(self, backend: Backend) -> None:
         """beat() refreshes running trials' ``heartbeat`` in one call; other trials keep theirs."""
+        if not self.capabilities.heartbeats:
+            pytest.skip(f"{type(backend).__name__} stores no heartbeats yet (Capabilities.heartbeats=False)")
         first, second, third = (backend.start_trial(_record(heartbeat=1_700_000_000.5)) for _ in range(3))
         backend.beat([first, third], 1_700_000_100.25)
         records = {r["trial_id"]: r for r in backend.load_trials()}
-        assert records[first]["heartbeat"] == records[third]["heartbeat"] == pytest.approx(1_700_000_100.25)
-        assert records[second]["heartbeat"] == pytest.approx(1_700_000_000.5)
+        assert records[first]["heartbeat"] == records[third]["heartbeat"] == pytest.approx(1_700_000_100.25, abs=1e-3)
+        assert records[second]["heartbeat"] == pytest.approx(1_700_000_000.5, abs=1e-3)
         backend.beat([], 1_700_000_200.0)  # nothing running: nothing written
         backend.finish_trial(first, _outcome())
-        assert backend.load_trials([first])[0]["heartbeat"] == pytest.approx(1_700_000_100.25)
+        assert backend.load_trials([first])[0]["heartbeat"] == pytest.approx(1_700_000_100.25, abs=1e-3)
 
     # ---- read-only views (the dashboard) ------------------------------------------------
     def test_read_only_view_reads_everything(self, backend: Backend) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import pathlib
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -94,6 +94,10 @@ class JsonLinesBackend(Backend):
             row["result_pickle"] = base64.b64encode(row["result_pickle"]).decode()
         self._append("outcomes.jsonl", {"trial_id": trial_id, **row})
 
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        for trial_id in trial_ids:  # a running trial's sign of life: the newest line wins
+            self._append("heartbeats.jsonl", {"trial_id": trial_id, "heartbeat": timestamp})
+
     def last_trial_id(self) -> int:
         return len(self._read_lines("trials.jsonl"))
 
@@ -107,6 +111,9 @@ class JsonLinesBackend(Backend):
                 record.update(outcome)
                 if outcome["result_pickle"] is not None:
                     record["result_pickle"] = base64.b64decode(outcome["result_pickle"])
+        for beat in self._read_lines("heartbeats.jsonl"):
+            if beat["trial_id"] in records:
+                records[beat["trial_id"]]["heartbeat"] = beat["heartbeat"]
         return [records[trial_id] for trial_id in sorted(records)]
 
     # ---- metrics --------------------------------------------------------------------
