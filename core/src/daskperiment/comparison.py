@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .backends import Backend
+from .environment_view import installed_packages
 from .serialization import decode_parameters
 
 __all__ = ["MISSING", "EnvironmentChanges", "MetricSummary", "PackageChanges", "TrialDiff", "code_changes",
@@ -51,13 +52,7 @@ class PackageChanges:
 
 
 def _packages(requirements: Any) -> dict[str, str]:
-    """``name version (location)`` lines (the pip collector's section) → name → version."""
-    found: dict[str, str] = {}
-    for line in str(requirements or "").splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            found[parts[0]] = parts[1]
-    return found
+    return {name: version for name, (version, _) in installed_packages(requirements).items()}
 
 
 def package_changes(before: Any, after: Any) -> PackageChanges:

@@ -9,9 +9,10 @@ returned text) can ``print()`` it, while new code reads sections as data.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping
 
-__all__ = ["CATEGORY_ALIASES", "EnvironmentView", "SectionView", "pip_freeze", "resolve_category", "section_text",
+__all__ = ["CATEGORY_ALIASES", "EnvironmentView", "SectionView", "installed_packages", "pip_freeze", "resolve_category", "section_text",
            "view"]
 
 #: The original's category names that are spelled differently here.
@@ -72,11 +73,22 @@ def view(value: Any) -> Any:
     return SectionView(value) if isinstance(value, dict) else value
 
 
+_REQUIREMENT = re.compile(r"(?P<name>\S+)\s+(?P<version>\S+)(?:\s+\((?P<where>.*)\))?")
+
+
+def installed_packages(requirements: Any) -> dict[str, tuple[str, str]]:
+    """The pip collector's ``requirements`` text (``name version (location)`` lines) → name →
+    (version, location): the one reading of that section, for ``pip freeze`` text, package
+    differences and the dashboard's table."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in str(requirements or "").splitlines():
+        match = _REQUIREMENT.match(line.strip())
+        if match:
+            found[match["name"]] = (match["version"], match["where"] or "")
+    return found
+
+
 def pip_freeze(requirements: str) -> str:
     """``name==version`` lines, as ``pip freeze`` prints, from the recorded package list."""
-    lines = []
-    for line in requirements.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            lines.append(f"{parts[0]}=={parts[1]}")
+    lines = [f"{name}=={version}" for name, (version, _) in installed_packages(requirements).items()]
     return "\n".join(lines) + ("\n" if lines else "")

@@ -5,23 +5,15 @@ the parameters of several trials side by side, diffs as classified lines, packag
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping, Sequence
+
+from ..environment_view import installed_packages
 
 
 __all__ = ["diff_lines", "packages", "parameter_rows", "step_timings"]
 
-_REQUIREMENT = re.compile(r"^(?P<name>\S+) (?P<version>\S+)(?: \((?P<where>.*)\))?$")
-
-
-def packages(section: Any) -> dict[str, tuple[str, str]]:
-    """The pip collector's ``requirements`` text → name → (version, location), for a table."""
-    rows: dict[str, tuple[str, str]] = {}
-    for line in str(section or "").splitlines():
-        match = _REQUIREMENT.match(line.strip())
-        if match:
-            rows[match["name"]] = (match["version"], match["where"] or "")
-    return rows
+#: The ``requirements`` section as a table: name → (version, location).
+packages = installed_packages
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:
