@@ -28,7 +28,7 @@ from dask.task_spec import DataNode, GraphNode
 
 from .backends import Backend
 from .context import TrialContext, warn_impure
-from .dask_compat import as_task_graph
+from .dask_compat import as_task_graph, compute_graph
 from .errors import BackendUnavailableError
 from .plugins import PluginHost, get_plugin_host
 from .errors import UntrackedComputeError
@@ -213,7 +213,7 @@ def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any
     """Seed the driver and compute the trial's graph on any Dask scheduler."""
     host.seed_random_state(trial.plan.seed)
     trial.started = time.perf_counter()
-    return dask.compute(Delayed(trial.result_key, trial.graph), **dask_kwargs)[0]
+    return compute_graph(trial.graph, trial.result_key, dask_kwargs)
 
 
 def succeeded(value: Any) -> TrialOutcome:
