@@ -10,6 +10,7 @@ run many plans in one graph.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -17,7 +18,6 @@ import socket
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -160,6 +160,21 @@ class TrialResult(Delayed):
         return (Delayed, (self.key, self.dask))
 
 
+#: Suffixes of bound graphs' keys: unique across processes (a random token per process) and
+#: within one (a counter), without a ``uuid4`` per trial.
+_PROCESS_TOKEN = secrets.token_hex(4)
+_bound = itertools.count()
+
+
+def _new_process_token() -> None:
+    global _PROCESS_TOKEN
+    _PROCESS_TOKEN = secrets.token_hex(4)  # a forked child must not repeat its parent's keys
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_process_token)
+
+
 def renamed_key(key: Any, suffix: str) -> Any:
     return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
@@ -189,7 +204,10 @@ def begin(plans: Sequence[TrialPlan], host: PluginHost) -> list[TrialContext]:
     if not plans:
         return []
     backend = plans[0].backend
-    trial_ids = backend.start_trials([plan.start_record() for plan in plans])
+    if len(plans) == 1:  # one statement, where a batch needs a transaction
+        trial_ids = [backend.start_trial(plans[0].start_record())]
+    else:
+        trial_ids = backend.start_trials([plan.start_record() for plan in plans])
     contexts = []
     for plan, trial_id in zip(plans, trial_ids):
         host.trial_started(experiment_id=plan.experiment_id, trial_id=trial_id, parameters=plan.parameters,
@@ -205,7 +223,7 @@ def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
     trial_id = context.trial_id
     logger.info("Started Experiment (trial id=%d)", trial_id)
     values = {**plan.bindings, plan.placeholder_key: context}
-    graph, keys = bind_graph(plan.graph, values, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
+    graph, keys = bind_graph(plan.graph, values, f"-trial{trial_id}-{_PROCESS_TOKEN}{next(_bound)}")
     return StartedTrial(plan, trial_id, context, graph, keys[plan.result_key])
 
 
