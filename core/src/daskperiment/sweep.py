@@ -52,8 +52,8 @@ from .plugins import PluginHost, get_plugin_host
 from .records import SHOWN_FIELDS, TrialOutcome
 from .steps import StepSpec, run_step
 from .heartbeat import heartbeats
-from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete_all, failed, renamed_key,
-                    succeeded)
+from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete_all, failed, rebind,
+                    renamed_key, succeeded)
 
 __all__ = ["Sweep", "SweepPlanner", "TaskFailure", "expand_trials", "trial_seeds"]
 
@@ -222,13 +222,13 @@ class _Layout:
         """The sweep's graph: per-trial tasks with their values inlined, shared tasks once (bound to the
         first trial using them), every task guarded by :func:`isolated`."""
         graph: dict[Any, GraphNode] = {}
+        guarded = self.guarded
         for plan, context, mapping in zip(plans, contexts, mappings):
-            subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in plan.bindings.items()}
-            subs[self.placeholder_key] = DataNode(None, context)
-            subs.update(mapping)
+            inlined = {key: DataNode(None, value) for key, value in plan.bindings.items()}
+            inlined[self.placeholder_key] = DataNode(None, context)
             for old, new in mapping.items():
                 if new not in graph:
-                    graph[new] = self.guarded[old].substitute(subs, key=new)
+                    graph[new] = rebind(guarded[old], new, inlined, mapping)
         return graph
 
 

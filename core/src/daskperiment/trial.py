@@ -22,9 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import dask
 from dask.delayed import Delayed
-from dask.task_spec import DataNode, GraphNode
+from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
 from .backends import Backend
 from .context import TrialContext, warn_impure
@@ -37,7 +36,7 @@ from .heartbeat import heartbeats
 from .payloads import encode_result
 
 __all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "begin", "bind_graph", "complete",
-           "complete_all", "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
+           "complete_all", "execute", "failed", "generate_seed", "rebind", "renamed_key", "run", "start", "succeeded"]
 
 logger = logging.getLogger("daskperiment")
 
@@ -190,9 +189,48 @@ def bind_graph(graph: Mapping[Any, Any], values: Mapping[Any, Any],
     """
     tasks = as_task_graph(graph)
     renames = {key: renamed_key(key, suffix) for key in tasks if key not in values}
-    subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in values.items() if key in tasks}
-    subs.update(renames)
-    return {new: tasks[old].substitute(subs, key=new) for old, new in renames.items()}, renames
+    inlined = {key: DataNode(None, value) for key, value in values.items() if key in tasks}
+    return {new: rebind(tasks[old], new, inlined, renames) for old, new in renames.items()}, renames
+
+
+def rebind(node: GraphNode, key: Any, inlined: Mapping[Any, DataNode], renames: Mapping[Any, Any]) -> GraphNode:
+    """``node`` under ``key``, its references to ``inlined`` keys replaced by their nodes and the others
+    renamed by ``renames``: what ``node.substitute({**inlined, **renames}, key=key)`` gives.
+
+    A task whose arguments are references or constants (every step call: a sweep binds
+    thousands) is rebuilt here directly, several times faster than Dask's general
+    substitution, which walks nested arguments and compares every substitution; any other
+    node is left to it.
+    """
+    if type(node) is Task:
+        args = _rebound(node.args, inlined, renames)
+        kwargs = _rebound(tuple(node.kwargs.values()), inlined, renames)
+        if args is not None and kwargs is not None:
+            return Task(key, node.func, *args, _data_producer=node.data_producer,
+                        **dict(zip(node.kwargs, kwargs)))
+    return node.substitute({**inlined, **renames}, key=key)
+
+
+def _rebound(args: tuple[Any, ...], inlined: Mapping[Any, DataNode], renames: Mapping[Any, Any]
+             ) -> list[Any] | None:
+    """``args`` with each reference substituted, or ``None`` when one is a nested node (a list of
+    Delayed, say) that only Dask's substitution handles."""
+    out = []
+    for arg in args:
+        if isinstance(arg, TaskRef):
+            ref = arg.key
+            node = inlined.get(ref)
+            if node is not None:
+                out.append(node)
+            elif ref in renames:
+                out.append(TaskRef(renames[ref]))
+            else:
+                out.append(arg)  # not ours (a distributed Future, say): kept as it is
+        elif isinstance(arg, GraphNode) and arg.dependencies:
+            return None
+        else:
+            out.append(arg)
+    return out
 
 
 def begin(plans: Sequence[TrialPlan], host: PluginHost) -> list[TrialContext]:
