@@ -68,6 +68,13 @@ class TrialPlan:
     reproduces: int | None = None
     shared_steps: tuple[str, ...] = ()  #: steps computed once for this trial and others of its sweep
 
+    def running(self, seed: int, sweep: str, shared_steps: tuple[str, ...]) -> TrialPlan:
+        """This plan as one trial of sweep ``sweep`` with its own seed: ``dataclasses.replace``
+        without re-running ``__init__`` (a sweep makes thousands)."""
+        plan = object.__new__(TrialPlan)
+        plan.__dict__.update(self.__dict__, seed=seed, sweep=sweep, shared_steps=shared_steps)
+        return plan
+
     def start_record(self) -> TrialStart:
         now = time.time()
         return {"parameters": self.parameters, "seed": self.seed, "started": now,
@@ -233,11 +240,12 @@ def _rebound(args: tuple[Any, ...], inlined: Mapping[Any, DataNode], renames: Ma
     return out
 
 
-def begin(plans: Sequence[TrialPlan], host: PluginHost) -> list[TrialContext]:
+def begin(plans: Sequence[TrialPlan], host: PluginHost, *, export_code: bool = True) -> list[TrialContext]:
     """Allocate the ids of ``plans`` (one backend call), store their start records, tell the plugins.
 
     Every plan must use the same backend (the trials of one experiment). Returns each
-    trial's context, in the order of ``plans``.
+    trial's context, in the order of ``plans``. ``export_code=False`` leaves
+    :meth:`Backend.export_code` to the caller (a sweep calls it while its trials run).
     """
     if not plans:
         return []
@@ -250,7 +258,8 @@ def begin(plans: Sequence[TrialPlan], host: PluginHost) -> list[TrialContext]:
     for plan, trial_id in zip(plans, trial_ids):
         host.trial_started(experiment_id=plan.experiment_id, trial_id=trial_id, parameters=plan.parameters,
                            seed=plan.seed)
-        backend.export_code(trial_id, plan.code_text)
+        if export_code:
+            backend.export_code(trial_id, plan.code_text)
         contexts.append(TrialContext(plan.experiment_id, trial_id, backend, plan.seed))
     return contexts
 

@@ -90,8 +90,12 @@ ADDED_COLUMNS = (("trials", "sweep", "TEXT"), ("trials", "result_step", "TEXT"),
 FILE_POINTS = 1 << 16
 
 
+#: One compact encoder for every row (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _initialise(conn: sqlite3.Connection) -> None:
@@ -572,20 +576,20 @@ class LocalBackend(Backend):
     def export_code(self, trial_id: int, text: str) -> None:
         """``code/<id>_<trial>.py``: a hard link to one file per distinct code (one syscall a trial)."""
         self._check_writable()
-        data = text.encode()
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        code_dir = os.path.join(self.path, "code")
-        blob = os.path.join(code_dir, ".by-digest", f"{digest}.py")
-        target = os.path.join(code_dir, f"{self.experiment_id}_{int(trial_id)}.py")
-        if getattr(self._local, "code_blob", None) != blob and not os.path.exists(blob):
-            self._write_file(f"code/.by-digest/{digest}.py", data)
+        known = getattr(self._local, "code", None)  # (text, its bytes, its blob path) of the last call
+        if known is None or known[0] is not text and known[0] != text:
+            data = text.encode()
+            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            known = self._local.code = (text, data, os.path.join(self.path, "code", ".by-digest", f"{digest}.py"))
+            if not os.path.exists(known[2]):
+                self._write_file(f"code/.by-digest/{digest}.py", data)
+        _, data, blob = known
+        name = f"{self.experiment_id}_{int(trial_id)}.py"
         try:
-            os.link(blob, target)
+            os.link(blob, os.path.join(os.path.dirname(os.path.dirname(blob)), name))
         except OSError:  # the blob was removed behind our back, or no hard links here: copy
-            self._write_file(f"code/{os.path.basename(target)}", data)
-            self._local.code_blob = None
-        else:
-            self._local.code_blob = blob
+            self._write_file(f"code/{name}", data)
+            self._local.code = None  # look for the blob again next time
 
     # ---- step cache ---------------------------------------------------------------------
     supports_cache = True
@@ -736,10 +740,12 @@ class LocalBackend(Backend):
                 i += 1
             answers.append(previous)
         seq = time.time_ns()
+        # written in key order (the table's B-tree order: far fewer page splits than hash order); the
+        # seq of each key still follows the order of its last entry
         db.executemany("INSERT INTO purity (step, input_hash, output_hash, seq) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT DO UPDATE SET output_hash = excluded.output_hash, seq = excluded.seq",
                        [(step, input_hash, known[(step, input_hash)], seq + i)
-                        for (step, input_hash), i in sorted(last.items(), key=lambda item: item[1])])
+                        for (step, input_hash), i in sorted(last.items())])
         self._local.unpruned = getattr(self._local, "unpruned", 0) + len(entries)
         if self._local.unpruned >= PRUNE_EVERY:
             self._local.unpruned = 0
