@@ -222,7 +222,7 @@ def _rebound(args: tuple[Any, ...], inlined: Mapping[Any, DataNode], renames: Ma
              ) -> list[Any] | None:
     """``args`` with each reference substituted, or ``None`` when one is a nested node (a list of
     Delayed, say) that only Dask's substitution handles."""
-    out = []
+    out: list[Any] = []
     for arg in args:
         if isinstance(arg, TaskRef):
             ref = arg.key
