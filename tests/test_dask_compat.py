@@ -26,7 +26,8 @@ def _graph() -> tuple[dict[object, GraphNode], str]:
 
     from dask.task_spec import Task, TaskRef
 
-    return {"x": Task("x", threading.get_ident), "y": Task("y", lambda t: (t, threading.get_ident()), TaskRef("x"))}, "y"
+    graph = {"x": Task("x", threading.get_ident), "y": Task("y", lambda t: (t, threading.get_ident()), TaskRef("x"))}
+    return graph, "y"
 
 
 def test_compute_graph_uses_the_scheduler_dask_compute_would_choose():

@@ -123,7 +123,7 @@ class TrialResult(Delayed):
         object.__setattr__(self, "step", step)  #: the name of the result step
 
     def compute(self, seed: int | None = None, **kwargs: Any) -> Any:
-        """Run one trial and return its result; ``kwargs`` go to :func:`dask.compute`."""
+        """Run one trial and return its result; ``kwargs`` as :func:`dask.compute` takes them (``scheduler=``, …)."""
         planner: TrialPlanner = self._planner
         return run(planner.plan(self, self._overrides, seed), dask_kwargs=kwargs,
                    on_started=planner.trial_started)
@@ -275,7 +275,7 @@ def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
 
 
 def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any]) -> Any:
-    """Seed the driver and compute the trial's graph on any Dask scheduler."""
+    """Seed the driver and compute the trial's graph on any Dask scheduler (see :func:`compute_graph`)."""
     host.seed_random_state(trial.plan.seed)
     trial.started = time.perf_counter()
     return compute_graph(trial.graph, trial.result_key, dask_kwargs)
