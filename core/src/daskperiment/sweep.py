@@ -25,8 +25,6 @@ distributed cluster) keep every core busy and share work between trials:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import graphlib
 import hashlib
 import itertools
@@ -36,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -316,26 +314,9 @@ def _run_local(graph: dict[Any, GraphNode], finals: list[Any], fail_fast: bool, 
     if kwargs.get("optimize_graph") is False:
         del kwargs["optimize_graph"]
     try:
-        with _heap_frozen():
-            compute_graph(graph, sink, kwargs)
+        compute_graph(graph, sink, kwargs)
     except _Stop:
         pass
-
-
-@contextlib.contextmanager
-def _heap_frozen() -> Iterator[None]:
-    """Keep the objects that exist now (the sweep's graph, plans and contexts: hundreds of thousands)
-    out of the collector's full passes while the trials run (:func:`gc.freeze`); they are handed
-    back afterwards. Objects the steps create are collected as usual. Nothing is frozen when
-    something else froze objects already (its freeze is not ours to undo)."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _value(future: Any) -> Any:
