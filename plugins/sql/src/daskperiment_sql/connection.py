@@ -113,6 +113,62 @@ def engine_for(spec: ConnectionSpec) -> sqlalchemy.Engine:
     return engine
 
 
+def sqlite_path(spec: ConnectionSpec) -> str:
+    """The database file of a ``sqlite://`` spec (relative to the working directory, as SQLite reads it)."""
+    import sqlalchemy
+
+    return str(sqlalchemy.make_url(spec.url).database)
+
+
+def read_only_engine(spec: ConnectionSpec) -> sqlalchemy.Engine | None:
+    """The engine a read-only view reads with; ``None`` for a SQLite file that does not exist.
+
+    A server database is read through the process's engine (reads there lock no writer and
+    create nothing). A SQLite file is opened ``mode=ro`` — never ``journal_mode=WAL`` or
+    any other write — with one connection per transaction (no pool): while no ``-wal``
+    file exists no writer has the database open, and the file is read as ``immutable`` so
+    that SQLite creates no ``-wal``/``-shm`` file either (a directory the reader cannot
+    write works); once a writer's ``-wal`` exists, the next transaction reads through it.
+    """
+    if spec.dialect != "sqlite":
+        return engine_for(spec)
+    path = sqlite_path(spec)
+    if not os.path.isfile(path):
+        return None
+    key = (os.getpid(), "read-only:" + spec.url)
+    engine = _engines.get(key)
+    if engine is None:
+        with _engines_lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = _engines[key] = _build_sqlite_reader(path)
+    return engine
+
+
+def _build_sqlite_reader(path: str) -> sqlalchemy.Engine:
+    import pathlib
+    import sqlite3
+
+    import sqlalchemy
+    from sqlalchemy import event
+
+    location = pathlib.Path(path).absolute()
+
+    def connect() -> sqlite3.Connection:
+        immutable = not location.with_name(location.name + "-wal").exists()
+        uri = location.as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+        return sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None,
+                               check_same_thread=False)
+
+    engine = sqlalchemy.create_engine("sqlite://", creator=connect, poolclass=sqlalchemy.pool.NullPool)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:  # one snapshot per transaction (sqlite3 itself would not begin one)
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
 def build_engine(spec: ConnectionSpec) -> sqlalchemy.Engine:
     import sqlalchemy
 
