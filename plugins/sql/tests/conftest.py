@@ -11,7 +11,7 @@ import json
 import pytest
 import sqlalchemy
 from daskperiment_sql import codec, schema
-from daskperiment_sql.connection import _engines
+from daskperiment_sql.connection import _engines, release_held
 from daskperiment_sql.migrate import ensure_schema
 
 OLD_TRIALS = 30
@@ -72,4 +72,5 @@ def _dispose_engines():
     """Close the pooled connections tests leave behind (their databases are dropped after them)."""
     yield
     for engine in list(_engines.values()):
+        release_held(engine)
         engine.dispose()

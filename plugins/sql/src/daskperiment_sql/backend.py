@@ -42,7 +42,16 @@ from daskperiment.records import (
 )
 
 from . import codec, generic, postgres
-from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, read_only_engine, translate_error
+from .connection import (
+    ConnectionSpec,
+    adopt_engine,
+    engine_for,
+    execute_raw,
+    held_connection,
+    read_only_engine,
+    release_held,
+    translate_error,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -231,7 +240,8 @@ class SQLBackend(Backend):
         have landed), and a server still down is an error at once. Connections that died
         while pooled are replaced at checkout (:mod:`.connection`). ``one_statement`` work
         runs in autocommit mode on PostgreSQL (one statement is atomic: no ``BEGIN`` and
-        ``COMMIT`` round trips) and is not retried.
+        ``COMMIT`` round trips) and is not retried; it runs on the engine's held connection
+        (:class:`.connection.HeldConnection`) when no other thread is using it.
         """
         import sqlalchemy as sa
 
@@ -239,6 +249,10 @@ class SQLBackend(Backend):
             self._check_writable()
         engine = self.engine()
         autocommit = one_statement and self.dialect == "postgresql"
+        if autocommit:
+            with held_connection(engine).borrow() as held:
+                if held is not None:
+                    return work(held)
         for attempt in (1, 2):
             committing = autocommit
             with engine.connect() as conn:
@@ -263,6 +277,7 @@ class SQLBackend(Backend):
     def close(self) -> None:
         """Close this process's pooled connections to the database; they reopen on next use."""
         if self._engine is not None:
+            release_held(self._engine)
             self._engine.dispose()
 
     def _pk(self, conn: sqlalchemy.Connection | None = None, create: bool = False) -> int | None:

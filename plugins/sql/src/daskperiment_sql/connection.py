@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -202,21 +204,27 @@ def install_dead_connection_check(engine: sqlalchemy.Engine) -> None:
     call instead of the ``SELECT 1`` of ``pool_pre_ping``, so after a server restart the
     next trial simply works, and single-statement writes need no retry that could repeat one.
     """
-    import select
-
     from sqlalchemy import event, exc
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        fileno = _socket_fileno(dbapi_connection)
-        if fileno is None or fileno < 0:
-            raise exc.DisconnectionError("connection closed")
-        try:
-            readable, _, _ = select.select([fileno], [], [], 0)
-        except (OSError, ValueError) as error:
-            raise exc.DisconnectionError(str(error)) from error
-        if readable:
-            raise exc.DisconnectionError("the server closed the connection while it was pooled")
+        problem = hung_up(dbapi_connection)
+        if problem is not None:
+            raise exc.DisconnectionError(problem)
+
+
+def hung_up(dbapi_connection: Any) -> str | None:
+    """Why an idle driver connection is unusable (its server closed it), ``None`` when it looks alive."""
+    import select
+
+    fileno = _socket_fileno(dbapi_connection)
+    if fileno is None or fileno < 0:
+        return "connection closed"
+    try:
+        readable, _, _ = select.select([fileno], [], [], 0)
+    except (OSError, ValueError) as error:
+        return str(error)
+    return "the server closed the connection while it was idle" if readable else None
 
 
 def _socket_fileno(dbapi_connection: Any) -> int | None:
@@ -229,6 +237,80 @@ def _socket_fileno(dbapi_connection: Any) -> int | None:
             return None
     sock = getattr(dbapi_connection, "_sock", None)
     return None if sock is None else sock.fileno()
+
+
+class HeldConnection:
+    """One autocommit connection an engine keeps checked out for the one-statement writes of each trial.
+
+    A trial on PostgreSQL is two statements (start, complete); taking a connection from the
+    pool and putting it back around each costs about as much client time as the statement's
+    round trip. The held connection skips that: it is checked for a hang-up before each
+    use exactly as a pooled one is at checkout (so a server restart is noticed at once),
+    and replaced after any error. One per engine and process, whatever the number of
+    backends; a caller that finds it in use by another thread takes the pool's way instead.
+    """
+
+    def __init__(self, engine: sqlalchemy.Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._conn: sqlalchemy.Connection | None = None
+
+    @contextmanager
+    def borrow(self) -> Iterator[sqlalchemy.Connection | None]:
+        """The held connection (opened when missing or hung up), or ``None`` while another thread uses it."""
+        if not self._lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            conn = self._conn
+            if conn is not None and (conn.invalidated or hung_up(conn.connection.dbapi_connection) is not None):
+                self._discard()
+                conn = None
+            if conn is None:
+                conn = self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                yield conn
+            except BaseException:
+                self._discard()  # its state is unknown (an interrupted statement): a fresh one next time
+                raise
+            if conn.in_transaction():  # SQLAlchemy began one for an execute(): nothing to send in autocommit
+                conn.commit()
+        finally:
+            self._lock.release()
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.invalidate()
+            conn.close()
+
+    def release(self) -> None:
+        """Give the connection back to the pool (waits for a thread using it)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+
+_held: dict[tuple[int, int], HeldConnection] = {}
+
+
+def held_connection(engine: sqlalchemy.Engine) -> HeldConnection:
+    """This process's :class:`HeldConnection` of ``engine`` (a forked child gets its own: the
+    parent's socket is not its to use)."""
+    key = (os.getpid(), id(engine))
+    held = _held.get(key)
+    if held is None:
+        with _engines_lock:
+            held = _held.setdefault(key, HeldConnection(engine))
+    return held
+
+
+def release_held(engine: sqlalchemy.Engine) -> None:
+    """Return ``engine``'s held connection of this process to its pool (before disposing the pool)."""
+    held = _held.pop((os.getpid(), id(engine)), None)
+    if held is not None:
+        held.release()
 
 
 def adopt_engine(spec: ConnectionSpec, engine: sqlalchemy.Engine) -> None:

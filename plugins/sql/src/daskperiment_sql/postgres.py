@@ -47,24 +47,21 @@ SELECT trial_id FROM trial
 """
 
 COMPLETE_TRIAL = f"""
-WITH entries AS (
+WITH stored AS (
+    INSERT INTO dp_step_hashes AS h (experiment_pk, step, input_hash, output_hash, used)
     -- varchar like the columns (a text comparison would cast the column)
-    SELECT * FROM unnest(%(steps)s::varchar[], %(inputs)s::varchar[], %(outputs)s::varchar[], %(used)s::int8[])
-        AS e(step, input_hash, output_hash, used)),
-old AS (  -- a primary-key lookup per entry, whatever the statistics say (a join may scan them all)
-    SELECT e.step, e.input_hash,
-           (SELECT h.output_hash FROM dp_step_hashes h
-            WHERE h.experiment_pk = %(pk)s AND h.step = e.step AND h.input_hash = e.input_hash) AS output_hash
-    FROM entries e),
-stored AS (
-    INSERT INTO dp_step_hashes (experiment_pk, step, input_hash, output_hash, used)
-    SELECT %(pk)s, step, input_hash, output_hash, used FROM entries
+    SELECT %(pk)s, * FROM unnest(%(steps)s::varchar[], %(inputs)s::varchar[], %(outputs)s::varchar[], %(used)s::int8[])
     ON CONFLICT (experiment_pk, step, input_hash)
-    DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used),
+    DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used
+    -- the output stored before: a statement never sees its own changes, so this primary-key
+    -- lookup reads the row as it was (NULL for an input stored now for the first time)
+    RETURNING h.step, h.input_hash, (SELECT was.output_hash FROM dp_step_hashes was
+        WHERE was.experiment_pk = %(pk)s AND was.step = h.step AND was.input_hash = h.input_hash)
+        AS previous),
 outcome AS (
     UPDATE dp_trials SET {', '.join(f'{c} = %(o_{c})s' for c in _outcome_columns())}
     WHERE experiment_pk = %(pk)s AND trial_id = %(trial_id)s)
-SELECT step, input_hash, output_hash FROM old WHERE output_hash IS NOT NULL
+SELECT step, input_hash, previous FROM stored WHERE previous IS NOT NULL
 """
 
 
