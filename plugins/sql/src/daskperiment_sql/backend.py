@@ -326,6 +326,16 @@ class SQLBackend(Backend):
 
         return self._transaction(lambda conn: generic.start_trial(conn, pk, record))
 
+    @_guarded("allocating trial ids")
+    def start_trials(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
+        """A sweep's start: every trial in one transaction (on PostgreSQL, one round trip), consecutive ids."""
+        if not records:
+            return []
+        pk = self._writing_pk()
+        if self.dialect == "postgresql":
+            return self._transaction(lambda conn: postgres.start_trials(conn, pk, records))
+        return self._transaction(lambda conn: [generic.start_trial(conn, pk, record) for record in records])
+
     def _insert_trial(self, conn: sqlalchemy.Connection, pk: int, trial_id: int, record: Mapping[str, Any],
                       outcome: Mapping[str, Any] | None = None) -> None:
         from .schema import parameters, trials
@@ -708,15 +718,47 @@ class SQLBackend(Backend):
                                                 self._stamped(latest))
                 self._count_for_pruning(conn, pk, latest)
                 return _previous(step_hashes, known)
-            previous = self._swap(conn, pk, step_hashes) if step_hashes else []
-            self._update_outcome(conn, pk, trial_id, outcome)
-            return previous
+            return self._complete_in(conn, pk, int(trial_id), outcome, step_hashes)
 
         try:
             return self._transaction(complete, one_statement=not self._prune_due(step_hashes))
         except BaseException:
             self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
             raise
+
+    @_guarded("completing trials")
+    def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
+                        ) -> list[list[str | None]]:
+        """A sweep's end: every outcome and step hash in one transaction (on PostgreSQL, one round
+        trip), swapped in order; when that fails, every outcome is still stored, one by one."""
+        if not trials:
+            return []
+        pk = self._writing_pk()
+
+        def complete(conn: sqlalchemy.Connection) -> list[list[str | None]]:
+            if self.dialect != "postgresql":
+                return [self._complete_in(conn, pk, int(trial_id), outcome, hashes)
+                        for trial_id, outcome, hashes in trials]
+            latest = [_latest(hashes) for _, _, hashes in trials]
+            known = postgres.complete_trials(conn, pk, [
+                (int(trial_id), self._outcome_row(outcome), self._stamped(last))
+                for (trial_id, outcome, _), last in zip(trials, latest)])
+            for last in latest:
+                self._count_for_pruning(conn, pk, last)
+            return [_previous(hashes, before) for (_, _, hashes), before in zip(trials, known)]
+
+        try:
+            return self._transaction(complete)
+        except BaseException:
+            for trial_id, outcome, _ in trials:  # the outcomes are never lost with the hashes
+                self.finish_trial(trial_id, outcome)
+            raise
+
+    def _complete_in(self, conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome: Mapping[str, Any],
+                     step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
+        previous = self._swap(conn, pk, step_hashes) if step_hashes else []
+        self._update_outcome(conn, pk, trial_id, outcome)
+        return previous
 
     def _swap(self, conn: sqlalchemy.Connection, pk: int, entries: list[tuple[str, str, str]]) -> list[str | None]:
         """Read the previous outputs, upsert the new ones with a recency stamp, prune now and then."""

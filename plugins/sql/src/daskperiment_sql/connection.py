@@ -385,9 +385,11 @@ def translate_error(exc: BaseException, display: str, action: str, secret: str |
 
 
 def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binary: bool = False,
-                many: bool = False) -> list[Any]:
+                many: bool = False, returning: bool = False) -> list[Any]:
     """Rows of ``sql`` from the driver's own cursor (no SQLAlchemy rows: large reads, hot paths).
 
+    ``many``: ``sql`` once per parameter set (``executemany``); with ``returning`` (psycopg),
+    the rows of each, one list per parameter set, the whole batch in one round trip.
     Driver errors become SQLAlchemy's, and a lost connection is invalidated, exactly as
     for statements SQLAlchemy runs, so retries and error messages work the same.
     """
@@ -396,6 +398,12 @@ def execute_raw(conn: sqlalchemy.Connection, sql: str, params: Any = None, binar
     dbapi: Any = conn.connection.dbapi_connection
     cursor = dbapi.cursor(binary=True) if binary else dbapi.cursor()
     try:
+        if many and returning:  # psycopg: one result set per parameter set, all in one round trip (pipeline)
+            cursor.executemany(sql, params, returning=True)
+            results = [cursor.fetchall()]
+            while cursor.nextset():
+                results.append(cursor.fetchall())
+            return results
         if many:
             cursor.executemany(sql, params)
             return []

@@ -12,7 +12,7 @@ adapt a Python list per column element by element (most of the client's time per
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daskperiment.records import OUTCOME_FIELDS, START_FIELDS
@@ -71,10 +71,22 @@ SELECT step, input_hash, previous FROM stored WHERE previous IS NOT NULL
 
 def start_trial(conn: sqlalchemy.Connection, pk: int, record: Mapping[str, Any]) -> int:
     """Allocate the next id and store the trial with its typed parameters: one statement."""
+    return int(_execute(conn, START_TRIAL, _start_params(pk, record))[0][0])
+
+
+def start_trials(conn: sqlalchemy.Connection, pk: int, records: Sequence[Mapping[str, Any]]) -> list[int]:
+    """:func:`start_trial` for each record in the caller's transaction, all sent in one round trip
+    (the counter row stays locked by the first, so the ids are consecutive)."""
+    results = execute_raw(conn, START_TRIAL, [_start_params(pk, record) for record in records], many=True,
+                          returning=True)
+    return [int(rows[0][0]) for rows in results]
+
+
+def _start_params(pk: int, record: Mapping[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {"pk": pk, **codec.start_row(record, codec.TRIAL_COLUMNS)}
     params["typed"] = codec.dumps([{column: _json_value(row[column]) for column, _ in _PARAMETER_COLUMNS}
                                    for row in codec.parameter_rows(pk, 0, record.get("parameters"))])
-    return int(_execute(conn, START_TRIAL, params)[0][0])
+    return params
 
 
 def _json_value(value: Any) -> Any:
@@ -82,13 +94,35 @@ def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime.datetime) else value
 
 
+Completion = tuple[int, Mapping[str, Any], list[tuple[str, str, str, int]]]
+"""``(trial_id, outcome row, stamped step hashes)`` of one trial to complete."""
+
+
 def complete_trial(conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome_row: Mapping[str, Any],
                    stamped: list[tuple[str, str, str, int]]) -> dict[tuple[str, str], str]:
     """Store the outcome and the step hashes; return the outputs stored before: one statement."""
+    return _previous_outputs(_execute(conn, COMPLETE_TRIAL, _complete_params(pk, (trial_id, outcome_row, stamped))))
+
+
+def complete_trials(conn: sqlalchemy.Connection, pk: int,
+                    completions: Sequence[Completion]) -> list[dict[tuple[str, str], str]]:
+    """:func:`complete_trial` for each, in order, in the caller's transaction, all sent in one round
+    trip: each statement sees the hashes the ones before it stored."""
+    results = execute_raw(conn, COMPLETE_TRIAL, [_complete_params(pk, completion) for completion in completions],
+                          many=True, returning=True)
+    return [_previous_outputs(rows) for rows in results]
+
+
+def _complete_params(pk: int, completion: Completion) -> dict[str, Any]:
+    trial_id, outcome_row, stamped = completion
     params: dict[str, Any] = {"pk": pk, "trial_id": trial_id, **{f"o_{c}": outcome_row[c] for c in _outcome_columns()}}
     params["entries"] = codec.dumps([{"step": step, "input_hash": input_hash, "output_hash": output, "used": used}
                                      for step, input_hash, output, used in stamped])
-    return {(step, input_hash): output for step, input_hash, output in _execute(conn, COMPLETE_TRIAL, params)}
+    return params
+
+
+def _previous_outputs(rows: list[Any]) -> dict[tuple[str, str], str]:
+    return {(step, input_hash): output for step, input_hash, output in rows}
 
 
 def _execute(conn: sqlalchemy.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
