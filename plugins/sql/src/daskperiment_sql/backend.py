@@ -59,6 +59,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("daskperiment.sql")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
+
+#: Ids per ``IN (…)`` list: far below every dialect's limit on bound parameters.
+BATCH_IDS = 5_000
+#: Purity entries written between two prunings of the oldest inputs (pruning is a scan).
+PRUNE_EVERY = 64
 
 
 def schema_version() -> int:
@@ -66,13 +72,6 @@ def schema_version() -> int:
     from .schema import SCHEMA_VERSION
 
     return SCHEMA_VERSION
-
-_T = TypeVar("_T")
-
-#: Ids per ``IN (…)`` list: far below every dialect's limit on bound parameters.
-BATCH_IDS = 5_000
-#: Purity entries written between two prunings of the oldest inputs (pruning is a scan).
-PRUNE_EVERY = 64
 
 
 def _guarded(action: str) -> Callable[[_F], _F]:
