@@ -140,3 +140,21 @@ def test_sqlite_view_creates_no_file_and_follows_a_running_writer(tmp_path: path
     writer.close()
     view.close()
     assert os.stat(tmp_path / "e.db").st_mtime_ns >= mtime
+
+
+def test_the_command_line_looks_without_creating(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``daskperiment history`` reads through the view: an experiment that is not there is
+    reported, and neither the database file nor its tables come into being to say so."""
+    from daskperiment.cli import main
+
+    missing = tmp_path / "missing.db"
+    assert main(["history", "nothere", "--backend", f"sqlite:///{missing}"]) != 0
+    assert "No experiment 'nothere'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    writer = SQLBackend("there", f"sqlite:///{missing}")
+    writer.start_trial({"parameters": {"a": 1}})
+    writer.close()  # its WAL is checkpointed and removed: the reader finds the file alone
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert before == ["missing.db"]
+    assert main(["history", "there", "--backend", f"sqlite:///{missing}"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
