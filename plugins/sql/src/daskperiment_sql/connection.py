@@ -252,7 +252,7 @@ class HeldConnection:
     """
 
     def __init__(self, engine: sqlalchemy.Engine) -> None:
-        self._engine = engine
+        self.engine = engine
         self._lock = threading.Lock()
         self._conn: sqlalchemy.Connection | None = None
 
@@ -268,7 +268,7 @@ class HeldConnection:
                 self._discard()
                 conn = None
             if conn is None:
-                conn = self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn = self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
                 yield conn
             except BaseException:
@@ -301,9 +301,11 @@ def held_connection(engine: sqlalchemy.Engine) -> HeldConnection:
     parent's socket is not its to use)."""
     key = (os.getpid(), id(engine))
     held = _held.get(key)
-    if held is None:
+    if held is None or held.engine is not engine:  # (a new engine may reuse a collected one's id)
         with _engines_lock:
-            held = _held.setdefault(key, HeldConnection(engine))
+            held = _held.get(key)
+            if held is None or held.engine is not engine:
+                held = _held[key] = HeldConnection(engine)
     return held
 
 
