@@ -95,3 +95,27 @@ def test_server_killed_during_a_trial(own_postgresql) -> None:
     assert died["parameters"] == {"a": 1} and died["success"] is None
     assert list(history.loc[[1, 3], "Result"]) == [1, 3]
     assert_intact(ex, 1)
+
+
+def test_connections_the_server_closed_are_replaced_before_use(postgresql_url: str) -> None:
+    """The connection a trial's writes keep (and the pooled ones) is checked before each use:
+    after the server ended every session (an idle timeout, a failover, an administrator),
+    the next trial starts and completes without an error and without a retry."""
+    import psycopg
+    import sqlalchemy
+    from daskperiment_sql import SQLBackend
+
+    backend = SQLBackend("held", postgresql_url)
+    first = backend.start_trial({"parameters": {"a": 1}})
+    backend.complete_trial(first, {"success": True, "result": 1}, [("s", "i", "o")])
+    admin = sqlalchemy.make_url(postgresql_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid()").fetchall()
+    assert ended and all(row[0] for row in ended)
+    time.sleep(0.2)  # the server's goodbye reaches the sockets
+    second = backend.start_trial({"parameters": {"a": 2}})
+    assert second == first + 1
+    assert backend.complete_trial(second, {"success": True, "result": 2}, [("s", "i", "p")]) == ["o"]
+    assert [r["result"] for r in backend.load_trials()] == [1, 2]
+    backend.close()

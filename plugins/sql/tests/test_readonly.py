@@ -69,3 +69,19 @@ def test_read_only_role_reads_history_metrics_persisted_code_and_views(postgresq
         view.backend.start_trial({"parameters": {"a": 1}})
     assert "read-only-secret" not in str(info.value)
     view.backend.close()
+
+
+def test_read_only_role_reads_an_old_schema_without_migrating_it(postgresql_url: str, old_database) -> None:
+    """An Experiment of a SELECT-only role reads a database a newer daskperiment-sql has not migrated
+    yet (its reads go through read_only(), which migrates nothing): history and heartbeats."""
+    old_database.make(postgresql_url, 2)
+    reader_url = grant_read_only(postgresql_url, "read-only-secret")
+    view = daskperiment.Experiment("old", backend=reader_url)
+    history = view.get_history()
+    assert list(history.index) == list(range(1, old_database.trials + 1)) and history.loc[1, "lr"] == 0.01
+    assert view.backend.read_only().load_trials([2])[0]["heartbeat"] == old_database.heartbeat + 2
+    engine = sqlalchemy.create_engine(postgresql_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version FROM dp_schema_version").scalar() == 2
+    engine.dispose()
+    view.backend.close()

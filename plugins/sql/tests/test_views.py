@@ -137,3 +137,28 @@ def test_experiment_ids_lists_the_database(database_url: str) -> None:
     """The dashboard's index: every experiment of the database with trials."""
     run_mnist(database_url)
     assert SQLBackend("anything", database_url).experiment_ids() == ["mnist", "other"]
+
+
+def test_unusual_parameter_values_are_typed_alike_on_every_dialect(database_url: str) -> None:
+    """Text beyond ASCII, quotes and backslashes, huge and negative numbers, zoned times: the typed
+    rows PostgreSQL builds from one JSON text per trial match what the other dialects insert."""
+    parameters = {"emoji": "naïve 😀 \"quoted\" back\\slash", "big": 10**300, "tiny": -5e-324, "zero": -0.0,
+                  "empty": "", "nested": {"a": [1, None, "x"]}, "none": None, "when": "2024-06-30T12:00:00+02:00",
+                  "flag": False, "ünï": 1}
+    backend = SQLBackend("odd", database_url)
+    trial_id = backend.start_trial({"parameters": parameters})
+    rows = {row[0]: row[1:] for row in query(
+        database_url, f"SELECT name, kind, value_number, value_text, value_bool, value_time, value_json "
+                      f"FROM daskperiment_parameters WHERE experiment = 'odd' AND trial_id = {trial_id}")}
+    assert rows["emoji"][:3] == ("text", None, parameters["emoji"])
+    assert rows["big"][:2] == ("int", 1e300) and rows["big"][5] == "1" + "0" * 300
+    assert rows["tiny"][:2] == ("float", -5e-324) and rows["zero"][:2] == ("float", 0.0)
+    assert rows["empty"][:3] == ("text", None, "") and rows["none"][0] == "null"
+    assert rows["nested"][0] == "dict" and rows["nested"][5] == '{"a":[1,null,"x"]}'
+    assert rows["flag"][0] == "bool" and bool(rows["flag"][3]) is False and rows["ünï"][:2] == ("int", 1.0)
+    when = rows["when"][4]
+    if isinstance(when, str):  # SQLite keeps timestamps as ISO text
+        when = datetime.datetime.fromisoformat(when)
+    assert when == datetime.datetime(2024, 6, 30, 10, 0, 0)
+    assert backend.load_trials()[0]["parameters"] == parameters
+    backend.close()

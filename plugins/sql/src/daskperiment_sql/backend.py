@@ -13,7 +13,10 @@ Why it is shaped this way:
   results and non-plain trial results are pickles, stored as bytes and unpickled by
   daskperiment only on request;
 * SQLAlchemy Core, not the ORM, and the driver's own cursor where it pays (binary bytea
-  reads with psycopg); SQLAlchemy is imported when a backend first talks to the database.
+  reads with psycopg); SQLAlchemy is imported when a backend first talks to the database;
+* :meth:`SQLBackend.read_only` (the dashboard, the reports, every read of an Experiment)
+  never writes, creates no file, database or table and migrates nothing: SQLite is opened
+  ``mode=ro``, and a database of an older schema version is read as it is.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from daskperiment.backends import Backend
+from daskperiment.errors import BackendError
 from daskperiment.records import (
     HISTORY_FIELDS,
     JSON_FIELDS,
@@ -38,7 +42,16 @@ from daskperiment.records import (
 )
 
 from . import codec, generic, postgres
-from .connection import ConnectionSpec, adopt_engine, engine_for, execute_raw, translate_error
+from .connection import (
+    ConnectionSpec,
+    adopt_engine,
+    engine_for,
+    execute_raw,
+    held_connection,
+    read_only_engine,
+    release_held,
+    translate_error,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -52,6 +65,13 @@ _T = TypeVar("_T")
 BATCH_IDS = 5_000
 #: Purity entries written between two prunings of the oldest inputs (pruning is a scan).
 PRUNE_EVERY = 64
+
+
+def schema_version() -> int:
+    """The schema version this code writes (imported on use: the schema module imports SQLAlchemy)."""
+    from .schema import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
 
 
 def _guarded(action: str) -> Callable[[_F], _F]:
@@ -111,10 +131,14 @@ class SQLBackend(Backend):
         else:
             self._spec = ConnectionSpec.from_engine(target)
             self._given_engine = target
+        self.is_read_only = False
         self._init_connection_state()
 
     def _init_connection_state(self) -> None:
         self._engine: sqlalchemy.Engine | None = None
+        #: the schema version reads may assume: current for a writer (its engine migrates);
+        #: what a read-only view found, re-checked on each read until current
+        self._version = schema_version()
         self._experiment_pk: int | None = None
         self._lock = threading.Lock()
         self._unpruned = 0
@@ -122,13 +146,30 @@ class SQLBackend(Backend):
 
     # Dask ships backends to workers: ship the description, reconnect lazily there.
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment_id": self.experiment_id, "_spec": self._spec}
+        return {"experiment_id": self.experiment_id, "_spec": self._spec, "is_read_only": self.is_read_only}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.experiment_id = state["experiment_id"]
         self._spec = state["_spec"]
+        self.is_read_only = state.get("is_read_only", False)
         self._given_engine = None
         self._init_connection_state()
+
+    def read_only(self) -> SQLBackend:
+        """The same experiment for reading only: no write, no file or table created, no migration.
+
+        SQLite is opened ``mode=ro`` (see :func:`.connection.read_only_engine`); a missing
+        file or a database without our tables reads as empty; a database of an older schema
+        version is read as it is (the first writer migrates it); a newer one is
+        :class:`~.migrate.SchemaTooNewError`. Writing through the view is an error.
+        """
+        if self.is_read_only:
+            return self
+        view = type(self).__new__(type(self))
+        Backend.__init__(view, self.experiment_id)
+        view._spec, view._given_engine, view.is_read_only = self._spec, self._given_engine, True
+        view._init_connection_state()
+        return view
 
     @property
     def uri(self) -> str:
@@ -143,7 +184,12 @@ class SQLBackend(Backend):
     def engine(self) -> sqlalchemy.Engine:
         """The engine, its schema checked (and migrated) on first use in this process."""
         engine = self._engine
-        if engine is None:
+        if engine is None and self.is_read_only:
+            if not self._readable():
+                raise BackendError(f"SQLBackend({self.uri!r}): no daskperiment experiment is stored there yet.")
+            engine = self._engine
+            assert engine is not None
+        elif engine is None:
             with self._lock:
                 if self._engine is None:
                     from .migrate import ensure_schema
@@ -157,6 +203,32 @@ class SQLBackend(Backend):
                 engine = self._engine
         return engine
 
+    def _readable(self) -> bool:
+        """Whether a read-only view has tables to read (a missing SQLite file, or a database
+        without our tables, reads as empty); checks the schema version without changing it."""
+        if self._engine is not None and self._version == schema_version():
+            return True
+        from .migrate import readable_version
+
+        with self._lock:
+            if self._given_engine is not None and self.dialect != "sqlite":
+                adopt_engine(self._spec, self._given_engine)
+            engine = read_only_engine(self._spec)
+            if engine is None:
+                return False
+            version = readable_version(engine, self.uri)
+            if version == 0:
+                return False
+            self._version = version
+            self._engine = engine
+        return True
+
+    def _check_writable(self) -> None:
+        """A read-only view refuses a write before touching anything."""
+        if self.is_read_only:
+            raise BackendError(f"SQLBackend({self.uri!r}) was opened read-only (Backend.read_only()): write "
+                               "through the backend the Experiment uses instead.")
+
     def _transaction(self, work: Callable[[sqlalchemy.Connection], _T], write: bool = True,
                      one_statement: bool = False) -> _T:
         """Run ``work`` in one transaction and commit it.
@@ -167,12 +239,19 @@ class SQLBackend(Backend):
         have landed), and a server still down is an error at once. Connections that died
         while pooled are replaced at checkout (:mod:`.connection`). ``one_statement`` work
         runs in autocommit mode on PostgreSQL (one statement is atomic: no ``BEGIN`` and
-        ``COMMIT`` round trips) and is not retried.
+        ``COMMIT`` round trips) and is not retried; it runs on the engine's held connection
+        (:class:`.connection.HeldConnection`) when no other thread is using it.
         """
         import sqlalchemy as sa
 
+        if write:
+            self._check_writable()
         engine = self.engine()
         autocommit = one_statement and self.dialect == "postgresql"
+        if autocommit:
+            with held_connection(engine).borrow() as held:
+                if held is not None:
+                    return work(held)
         for attempt in (1, 2):
             committing = autocommit
             with engine.connect() as conn:
@@ -197,10 +276,13 @@ class SQLBackend(Backend):
     def close(self) -> None:
         """Close this process's pooled connections to the database; they reopen on next use."""
         if self._engine is not None:
+            release_held(self._engine)
             self._engine.dispose()
 
     def _pk(self, conn: sqlalchemy.Connection | None = None, create: bool = False) -> int | None:
         """The key of this experiment's row, created on the first write (reads never write)."""
+        if self.is_read_only and not self._readable():
+            return None
         if self._experiment_pk is not None:
             return self._experiment_pk
         import sqlalchemy as sa
@@ -229,6 +311,7 @@ class SQLBackend(Backend):
             return int(self._transaction(lambda conn: conn.execute(query).scalar_one(), write=False))
 
     def _writing_pk(self) -> int:
+        self._check_writable()
         pk = self._pk(create=True)
         assert pk is not None
         return pk
@@ -241,6 +324,16 @@ class SQLBackend(Backend):
             return self._transaction(lambda conn: postgres.start_trial(conn, pk, record), one_statement=True)
 
         return self._transaction(lambda conn: generic.start_trial(conn, pk, record))
+
+    @_guarded("allocating trial ids")
+    def start_trials(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
+        """A sweep's start: every trial in one transaction (on PostgreSQL, one round trip), consecutive ids."""
+        if not records:
+            return []
+        pk = self._writing_pk()
+        if self.dialect == "postgresql":
+            return self._transaction(lambda conn: postgres.start_trials(conn, pk, records))
+        return self._transaction(lambda conn: [generic.start_trial(conn, pk, record) for record in records])
 
     def _insert_trial(self, conn: sqlalchemy.Connection, pk: int, trial_id: int, record: Mapping[str, Any],
                       outcome: Mapping[str, Any] | None = None) -> None:
@@ -268,6 +361,25 @@ class SQLBackend(Backend):
                         outcome: Mapping[str, Any]) -> None:
         generic.store_outcome(conn, pk, int(trial_id), self._outcome_row(outcome))
 
+    @_guarded("recording a heartbeat")
+    def beat(self, trial_ids: Sequence[int], timestamp: float) -> None:
+        """One ``UPDATE`` of ``dp_trials.heartbeat`` for all the running trials (per 5,000 ids)."""
+        ids = sorted({int(t) for t in trial_ids})
+        if not ids:
+            return
+        self._check_writable()
+        pk = self._pk()
+        if pk is None:  # no trial of this experiment was ever stored
+            return
+        mark = "?" if self.dialect == "sqlite" else "%s"
+
+        def store(conn: sqlalchemy.Connection) -> None:
+            for batch in _batches(ids):
+                execute_raw(conn, f"UPDATE dp_trials SET heartbeat = {mark} WHERE experiment_pk = {mark} AND "
+                                  f"trial_id IN ({', '.join(map(str, batch))})", (float(timestamp), pk))
+
+        self._transaction(store, one_statement=len(ids) <= BATCH_IDS)
+
     @_guarded("listing the experiments")
     def experiment_ids(self) -> list[str]:
         """Every experiment of the database that has trials (the dashboard's index)."""
@@ -275,6 +387,8 @@ class SQLBackend(Backend):
 
         from .schema import experiments
 
+        if self.is_read_only and not self._readable():
+            return []
         query = sa.select(experiments.c.name).where(experiments.c.last_trial_id > 0).order_by(experiments.c.name)
         return [str(name) for name in self._transaction(lambda conn: list(conn.execute(query).scalars()),
                                                          write=False)]
@@ -285,6 +399,8 @@ class SQLBackend(Backend):
 
         from .schema import experiments
 
+        if self.is_read_only and not self._readable():
+            return 0
         query = sa.select(experiments.c.last_trial_id).where(experiments.c.name == self.experiment_id)
         return int(self._transaction(lambda conn: conn.execute(query).scalar(), write=False) or 0)
 
@@ -297,7 +413,8 @@ class SQLBackend(Backend):
         pk = self._pk()
         if pk is None:
             return []
-        stored = ("trial_id", *(f for f in TRIAL_FIELDS if f in codec.TRIAL_COLUMNS), "start_extra", "outcome_extra")
+        stored = ("trial_id", *(f for f in TRIAL_FIELDS if f in codec.TRIAL_COLUMNS and
+                                (f != "heartbeat" or self._version >= 3)), "start_extra", "outcome_extra")
         query = sa.select(*(trials.c[f] for f in stored)).where(trials.c.experiment_pk == pk)
         ids = None if trial_ids is None else sorted({int(t) for t in trial_ids})
 
@@ -321,8 +438,8 @@ class SQLBackend(Backend):
             record = empty_record(columns["trial_id"][i])
             record.update((name, column[i]) for name, column in columns.items())
             for extra in (record.pop("start_extra"), record.pop("outcome_extra")):
-                if extra:
-                    record.update(extra)
+                if extra:  # a column wins: an older writer may still keep a field here that now has one
+                    record.update((name, value) for name, value in extra.items() if record.get(name) is None)
             records.append(record)
         return records
 
@@ -501,13 +618,13 @@ class SQLBackend(Backend):
             pieces = list(conn.execute(sa.select(cache_chunks.c.data).where(
                 cache_chunks.c.experiment_pk == pk, cache_chunks.c.digest == digest)
                 .order_by(cache_chunks.c.chunk)).scalars())
-            if pieces:
+            if pieces and not self.is_read_only:  # a reader leaves the recency order alone
                 conn.execute(cache_entries.update().where(cache_entries.c.experiment_pk == pk,
                                                           cache_entries.c.digest == digest)
                              .values(last_used=time.time()))
             return pieces
 
-        pieces = self._transaction(load)
+        pieces = self._transaction(load, write=not self.is_read_only)
         return b"".join(bytes(p) for p in pieces) if pieces else None
 
     @_guarded("listing the step cache")
@@ -527,6 +644,7 @@ class SQLBackend(Backend):
     def delete_cached(self, digests: Iterable[str]) -> None:
         from .schema import cache_chunks, cache_entries
 
+        self._check_writable()
         wanted = list(digests)
         pk = self._pk()
         if pk is None or not wanted:
@@ -599,15 +717,47 @@ class SQLBackend(Backend):
                                                 self._stamped(latest))
                 self._count_for_pruning(conn, pk, latest)
                 return _previous(step_hashes, known)
-            previous = self._swap(conn, pk, step_hashes) if step_hashes else []
-            self._update_outcome(conn, pk, trial_id, outcome)
-            return previous
+            return self._complete_in(conn, pk, int(trial_id), outcome, step_hashes)
 
         try:
             return self._transaction(complete, one_statement=not self._prune_due(step_hashes))
         except BaseException:
             self.finish_trial(trial_id, outcome)  # the outcome is never lost with the hashes
             raise
+
+    @_guarded("completing trials")
+    def complete_trials(self, trials: Sequence[tuple[int, Mapping[str, Any], list[tuple[str, str, str]]]]
+                        ) -> list[list[str | None]]:
+        """A sweep's end: every outcome and step hash in one transaction (on PostgreSQL, one round
+        trip), swapped in order; when that fails, every outcome is still stored, one by one."""
+        if not trials:
+            return []
+        pk = self._writing_pk()
+
+        def complete(conn: sqlalchemy.Connection) -> list[list[str | None]]:
+            if self.dialect != "postgresql":
+                return [self._complete_in(conn, pk, int(trial_id), outcome, hashes)
+                        for trial_id, outcome, hashes in trials]
+            latest = [_latest(hashes) for _, _, hashes in trials]
+            known = postgres.complete_trials(conn, pk, [
+                (int(trial_id), self._outcome_row(outcome), self._stamped(last))
+                for (trial_id, outcome, _), last in zip(trials, latest)])
+            for last in latest:
+                self._count_for_pruning(conn, pk, last)
+            return [_previous(hashes, before) for (_, _, hashes), before in zip(trials, known)]
+
+        try:
+            return self._transaction(complete)
+        except BaseException:
+            for trial_id, outcome, _ in trials:  # the outcomes are never lost with the hashes
+                self.finish_trial(trial_id, outcome)
+            raise
+
+    def _complete_in(self, conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome: Mapping[str, Any],
+                     step_hashes: list[tuple[str, str, str]]) -> list[str | None]:
+        previous = self._swap(conn, pk, step_hashes) if step_hashes else []
+        self._update_outcome(conn, pk, trial_id, outcome)
+        return previous
 
     def _swap(self, conn: sqlalchemy.Connection, pk: int, entries: list[tuple[str, str, str]]) -> list[str | None]:
         """Read the previous outputs, upsert the new ones with a recency stamp, prune now and then."""

@@ -40,7 +40,7 @@ def loads_column(texts: list[str | None]) -> list[Any]:
 #: The trial fields this schema version has a column for (the others go to the ``*_extra`` JSON columns).
 TRIAL_COLUMNS = frozenset({"result_pickle", "success", "parameters", "seed", "started", "code", "environment", "host",
                            "pid", "sweep", "result_step", "reproduces", "finished", "process_time", "result",
-                           "result_type", "description", "traceback", "steps"})
+                           "result_type", "description", "traceback", "steps", "heartbeat"})
 
 #: Free-text fields of a trial: PostgreSQL text cannot hold NUL, so it is stored as U+FFFD there.
 FREE_TEXT_FIELDS = ("host", "sweep", "result_type", "description", "traceback")

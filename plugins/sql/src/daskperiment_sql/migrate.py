@@ -12,7 +12,13 @@ The steps (append one per schema change, never edit a released one):
 
 1. the storage tables;
 2. the typed parameters table (filled from the trials' JSON parameters) and the
-   documented ``daskperiment_*`` views.
+   documented ``daskperiment_*`` views;
+3. ``dp_trials.heartbeat`` (filled from the ``heartbeat`` that version 2 kept in
+   ``start_extra``), so that ``Backend.beat`` can refresh it; ``daskperiment_trials`` shows it.
+
+MariaDB commits every DDL statement on its own, so a process killed in the middle of a
+step there leaves part of it done and the next process runs the whole step again: step 3
+checks for its column before adding it and moves only heartbeats still in ``start_extra``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ class SchemaTooNewError(BackendError):
 
 
 def _create_tables(conn: sqlalchemy.Connection) -> None:
-    schema.metadata.create_all(conn, tables=schema.VERSION_1_TABLES)
+    schema.metadata.create_all(conn, tables=schema.VERSION_1_TABLES)  # checkfirst: idempotent
     if conn.dialect.name == "postgresql":  # metric and persisted blobs do not compress: skip trying
         conn.exec_driver_sql("ALTER TABLE dp_metrics ALTER COLUMN epochs SET STORAGE EXTERNAL, "
                              "ALTER COLUMN vals SET STORAGE EXTERNAL")
@@ -60,11 +66,42 @@ def _create_query_layer(conn: sqlalchemy.Connection) -> None:
     typed = [row for pk, trial_id, text in rows for row in codec.parameter_rows(pk, trial_id, codec.loads_column([text])[0])]
     for start in range(0, len(typed), 5_000):
         conn.execute(schema.parameters.insert(), typed[start:start + 5_000])
-    for statement in schema.drop_view_statements(conn.dialect.name) + schema.view_statements(conn.dialect.name):
+    _replace_views(conn, 2)
+
+
+def _replace_views(conn: sqlalchemy.Connection, version: int) -> None:
+    for statement in (*schema.drop_view_statements(conn.dialect.name),
+                      *schema.view_statements(conn.dialect.name, version)):
         conn.exec_driver_sql(statement)
 
 
-STEPS: dict[int, Callable[[sqlalchemy.Connection], None]] = {1: _create_tables, 2: _create_query_layer}
+def _add_heartbeat(conn: sqlalchemy.Connection) -> None:
+    """Give ``dp_trials`` its ``heartbeat`` column and move each trial's heartbeat out of ``start_extra``."""
+    import sqlalchemy as sa
+
+    if "heartbeat" not in {column["name"] for column in sa.inspect(conn).get_columns("dp_trials")}:
+        kind = sa.Double().compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE dp_trials ADD COLUMN heartbeat {kind}")
+    trials = schema.trials
+    rows = conn.execute(sa.select(trials.c.experiment_pk, trials.c.trial_id, trials.c.start_extra)
+                        .where(trials.c.start_extra.like('%"heartbeat"%'))).all()
+    moved = []
+    for pk, trial_id, text in rows:
+        extra = codec.loads_column([text])[0]
+        if not isinstance(extra, dict) or "heartbeat" not in extra:
+            continue
+        heartbeat = extra.pop("heartbeat")
+        moved.append({"pk": pk, "id": trial_id, "heartbeat": heartbeat if isinstance(heartbeat, (int, float)) else None,
+                      "extra": codec.dumps(extra) if extra else None})
+    update = (trials.update().where(trials.c.experiment_pk == sa.bindparam("pk"), trials.c.trial_id == sa.bindparam("id"))
+              .values(heartbeat=sa.bindparam("heartbeat"), start_extra=sa.bindparam("extra")))
+    for start in range(0, len(moved), 5_000):
+        conn.execute(update, moved[start:start + 5_000])
+    _replace_views(conn, 3)
+
+
+STEPS: dict[int, Callable[[sqlalchemy.Connection], None]] = {1: _create_tables, 2: _create_query_layer,
+                                                              3: _add_heartbeat}
 assert max(STEPS) == schema.SCHEMA_VERSION
 
 _checked: set[int] = set()
@@ -87,6 +124,19 @@ def _check_not_newer(version: int, display: str) -> None:
             f"SQLBackend({display!r}): the database has schema version {version}, newer than this "
             f"daskperiment-sql understands ({schema.SCHEMA_VERSION}); nothing was read or written. Upgrade: "
             "pip install -U 'daskperiment[sql]'.")
+
+
+def readable_version(engine: sqlalchemy.Engine, display: str) -> int:
+    """The schema version a read-only view finds (0: none of our tables yet), checked, never changed.
+
+    Every version this code migrates from is readable: the tables reads use are version 1's,
+    and a trial's ``heartbeat`` sits in ``start_extra`` before version 3 (reads take it from there).
+    """
+    with engine.connect() as conn:
+        version = read_version(conn)
+        conn.rollback()
+    _check_not_newer(version, display)
+    return version
 
 
 def ensure_schema(engine: sqlalchemy.Engine, display: str, target: int = schema.SCHEMA_VERSION) -> None:

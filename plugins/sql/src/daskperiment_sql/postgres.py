@@ -4,12 +4,15 @@ A trial starts and ends with a write (``start_trial``, ``complete_trial``); the 
 path takes three to four statements each, one network round trip apiece. PostgreSQL's
 data-modifying ``WITH`` queries do each in one statement (all parts see one snapshot and
 commit together), which is what keeps a trial on PostgreSQL within 2× the local backend.
-Arrays (``unnest``) carry the variable-length parts: the typed parameters, the step hashes.
+The variable-length parts (the typed parameters, the step hashes) travel as one JSON text
+each, expanded by ``json_to_recordset``: the driver sends a string as it is, where it would
+adapt a Python list per column element by element (most of the client's time per trial).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daskperiment.records import OUTCOME_FIELDS, START_FIELDS
@@ -20,8 +23,9 @@ from .connection import execute_raw
 if TYPE_CHECKING:
     import sqlalchemy
 
-_PARAMETER_ARRAYS = (("name", "text"), ("kind", "text"), ("value_number", "float8"), ("value_text", "text"),
-                     ("value_bool", "boolean"), ("value_time", "timestamp"), ("value_json", "text"))
+_PARAMETER_COLUMNS = (("name", "text"), ("kind", "text"), ("value_number", "float8"), ("value_text", "text"),
+                      ("value_bool", "boolean"), ("value_time", "timestamp"), ("value_json", "text"))
+
 
 def _start_columns() -> tuple[str, ...]:
     return (*(f for f in START_FIELDS if f in codec.TRIAL_COLUMNS), "start_extra")
@@ -40,50 +44,85 @@ trial AS (
     SELECT %(pk)s, trial_id, {', '.join(f'%({f})s' for f in _start_columns())} FROM next
     RETURNING trial_id),
 typed AS (
-    INSERT INTO dp_parameters (experiment_pk, trial_id, {', '.join(c for c, _ in _PARAMETER_ARRAYS)})
+    INSERT INTO dp_parameters (experiment_pk, trial_id, {', '.join(c for c, _ in _PARAMETER_COLUMNS)})
     SELECT %(pk)s, trial.trial_id, p.* FROM trial,
-        unnest({', '.join(f'%(p_{c})s::{t}[]' for c, t in _PARAMETER_ARRAYS)}) AS p)
+        json_to_recordset(%(typed)s::json) AS p({', '.join(f'{c} {t}' for c, t in _PARAMETER_COLUMNS)}))
 SELECT trial_id FROM trial
 """
 
 COMPLETE_TRIAL = f"""
-WITH entries AS (
-    -- varchar like the columns (a text comparison would cast the column)
-    SELECT * FROM unnest(%(steps)s::varchar[], %(inputs)s::varchar[], %(outputs)s::varchar[], %(used)s::int8[])
-        AS e(step, input_hash, output_hash, used)),
-old AS (  -- a primary-key lookup per entry, whatever the statistics say (a join may scan them all)
-    SELECT e.step, e.input_hash,
-           (SELECT h.output_hash FROM dp_step_hashes h
-            WHERE h.experiment_pk = %(pk)s AND h.step = e.step AND h.input_hash = e.input_hash) AS output_hash
-    FROM entries e),
-stored AS (
-    INSERT INTO dp_step_hashes (experiment_pk, step, input_hash, output_hash, used)
-    SELECT %(pk)s, step, input_hash, output_hash, used FROM entries
+WITH stored AS (
+    INSERT INTO dp_step_hashes AS h (experiment_pk, step, input_hash, output_hash, used)
+    SELECT %(pk)s, e.* FROM json_to_recordset(%(entries)s::json)
+        AS e(step varchar, input_hash varchar, output_hash varchar, used int8)
     ON CONFLICT (experiment_pk, step, input_hash)
-    DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used),
+    DO UPDATE SET output_hash = EXCLUDED.output_hash, used = EXCLUDED.used
+    -- the output stored before: a statement never sees its own changes, so this primary-key
+    -- lookup reads the row as it was (NULL for an input stored now for the first time)
+    RETURNING h.step, h.input_hash, (SELECT was.output_hash FROM dp_step_hashes was
+        WHERE was.experiment_pk = %(pk)s AND was.step = h.step AND was.input_hash = h.input_hash)
+        AS previous),
 outcome AS (
     UPDATE dp_trials SET {', '.join(f'{c} = %(o_{c})s' for c in _outcome_columns())}
     WHERE experiment_pk = %(pk)s AND trial_id = %(trial_id)s)
-SELECT step, input_hash, output_hash FROM old WHERE output_hash IS NOT NULL
+SELECT step, input_hash, previous FROM stored WHERE previous IS NOT NULL
 """
 
 
 def start_trial(conn: sqlalchemy.Connection, pk: int, record: Mapping[str, Any]) -> int:
     """Allocate the next id and store the trial with its typed parameters: one statement."""
+    return int(_execute(conn, START_TRIAL, _start_params(pk, record))[0][0])
+
+
+def start_trials(conn: sqlalchemy.Connection, pk: int, records: Sequence[Mapping[str, Any]]) -> list[int]:
+    """:func:`start_trial` for each record in the caller's transaction, all sent in one round trip
+    (the counter row stays locked by the first, so the ids are consecutive)."""
+    results = execute_raw(conn, START_TRIAL, [_start_params(pk, record) for record in records], many=True,
+                          returning=True)
+    return [int(rows[0][0]) for rows in results]
+
+
+def _start_params(pk: int, record: Mapping[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {"pk": pk, **codec.start_row(record, codec.TRIAL_COLUMNS)}
-    rows = codec.parameter_rows(pk, 0, record.get("parameters"))
-    for column, _ in _PARAMETER_ARRAYS:
-        params[f"p_{column}"] = [row[column] for row in rows]
-    return int(_execute(conn, START_TRIAL, params)[0][0])
+    params["typed"] = codec.dumps([{column: _json_value(row[column]) for column, _ in _PARAMETER_COLUMNS}
+                                   for row in codec.parameter_rows(pk, 0, record.get("parameters"))])
+    return params
+
+
+def _json_value(value: Any) -> Any:
+    """A typed parameter column's value in JSON: timestamps as ISO 8601 text, which PostgreSQL reads back exactly."""
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+
+Completion = tuple[int, Mapping[str, Any], list[tuple[str, str, str, int]]]
+"""``(trial_id, outcome row, stamped step hashes)`` of one trial to complete."""
 
 
 def complete_trial(conn: sqlalchemy.Connection, pk: int, trial_id: int, outcome_row: Mapping[str, Any],
                    stamped: list[tuple[str, str, str, int]]) -> dict[tuple[str, str], str]:
     """Store the outcome and the step hashes; return the outputs stored before: one statement."""
+    return _previous_outputs(_execute(conn, COMPLETE_TRIAL, _complete_params(pk, (trial_id, outcome_row, stamped))))
+
+
+def complete_trials(conn: sqlalchemy.Connection, pk: int,
+                    completions: Sequence[Completion]) -> list[dict[tuple[str, str], str]]:
+    """:func:`complete_trial` for each, in order, in the caller's transaction, all sent in one round
+    trip: each statement sees the hashes the ones before it stored."""
+    results = execute_raw(conn, COMPLETE_TRIAL, [_complete_params(pk, completion) for completion in completions],
+                          many=True, returning=True)
+    return [_previous_outputs(rows) for rows in results]
+
+
+def _complete_params(pk: int, completion: Completion) -> dict[str, Any]:
+    trial_id, outcome_row, stamped = completion
     params: dict[str, Any] = {"pk": pk, "trial_id": trial_id, **{f"o_{c}": outcome_row[c] for c in _outcome_columns()}}
-    for name, column in zip(("steps", "inputs", "outputs", "used"), zip(*stamped) if stamped else ([],) * 4):
-        params[name] = list(column)
-    return {(step, input_hash): output for step, input_hash, output in _execute(conn, COMPLETE_TRIAL, params)}
+    params["entries"] = codec.dumps([{"step": step, "input_hash": input_hash, "output_hash": output, "used": used}
+                                     for step, input_hash, output, used in stamped])
+    return params
+
+
+def _previous_outputs(rows: list[Any]) -> dict[tuple[str, str], str]:
+    return {(step, input_hash): output for step, input_hash, output in rows}
 
 
 def _execute(conn: sqlalchemy.Connection, sql: str, params: dict[str, Any]) -> list[Any]:

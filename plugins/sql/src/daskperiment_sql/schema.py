@@ -12,6 +12,8 @@ stop at 64 KiB (``LONGTEXT``/``LONGBLOB`` instead) and indexed strings need a le
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 
 #: The schema version this code reads and writes (``dp_schema_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TEXT = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 BLOB = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
@@ -49,35 +51,48 @@ experiments = Table(
     Column("last_trial_id", Integer, nullable=False),  # the trial id counter (ids are allocated 1, 2, …)
     Column("created", Double, nullable=False))  # POSIX timestamp
 
+
+def _trial_columns() -> list[Column[Any]]:
+    """The columns of ``dp_trials`` as schema version 1 created them (new objects per call:
+    a column belongs to one table)."""
+    return [
+        Column("experiment_pk", Integer, nullable=False),
+        Column("trial_id", Integer, nullable=False, autoincrement=False),
+        # TrialStart (daskperiment.records)
+        Column("parameters", TEXT),  # JSON object, exactly as recorded (typed copy in dp_parameters)
+        Column("seed", BigInteger),
+        Column("started", Double),  # POSIX timestamps, exact; the views show them as timestamps
+        Column("code", DIGEST),
+        Column("environment", DIGEST),
+        Column("host", TEXT),
+        Column("pid", BigInteger),
+        Column("sweep", TEXT),
+        Column("result_step", TEXT),
+        Column("reproduces", Integer),
+        Column("start_extra", TEXT),  # JSON object of start fields this schema version has no column for
+        # TrialOutcome
+        Column("finished", Double),
+        Column("process_time", Double),
+        Column("success", Boolean),
+        Column("result", TEXT),  # JSON
+        Column("result_number", Double),  # the result when it is a number (int or float), for ORDER BY result
+        Column("result_pickle", BLOB),
+        Column("result_type", TEXT),
+        Column("description", TEXT),
+        Column("traceback", TEXT),
+        Column("steps", TEXT),  # JSON: step name → its calls in this trial
+        Column("outcome_extra", TEXT),  # JSON object of outcome fields this schema version has no column for
+    ]
+
+
 trials = Table(
-    "dp_trials", metadata,
-    Column("experiment_pk", Integer, nullable=False),
-    Column("trial_id", Integer, nullable=False, autoincrement=False),
-    # TrialStart (daskperiment.records)
-    Column("parameters", TEXT),  # JSON object, exactly as recorded (typed copy in dp_parameters)
-    Column("seed", BigInteger),
-    Column("started", Double),  # POSIX timestamps, exact; the views show them as timestamps
-    Column("code", DIGEST),
-    Column("environment", DIGEST),
-    Column("host", TEXT),
-    Column("pid", BigInteger),
-    Column("sweep", TEXT),
-    Column("result_step", TEXT),
-    Column("reproduces", Integer),
-    Column("start_extra", TEXT),  # JSON object of start fields this schema version has no column for
-    # TrialOutcome
-    Column("finished", Double),
-    Column("process_time", Double),
-    Column("success", Boolean),
-    Column("result", TEXT),  # JSON
-    Column("result_number", Double),  # the result when it is a number (int or float), for ORDER BY result
-    Column("result_pickle", BLOB),
-    Column("result_type", TEXT),
-    Column("description", TEXT),
-    Column("traceback", TEXT),
-    Column("steps", TEXT),  # JSON: step name → its calls in this trial
-    Column("outcome_extra", TEXT),  # JSON object of outcome fields this schema version has no column for
+    "dp_trials", metadata, *_trial_columns(),
+    # added by schema version 3 (ALTER TABLE: the last column of every database)
+    Column("heartbeat", Double),  # POSIX time of the running trial's last sign of life (Backend.beat)
     PrimaryKeyConstraint("experiment_pk", "trial_id"))
+
+#: ``dp_trials`` of schema version 1, which migration step 1 creates (step 3 adds ``heartbeat``).
+TRIALS_VERSION_1 = Table("dp_trials", MetaData(), *_trial_columns(), PrimaryKeyConstraint("experiment_pk", "trial_id"))
 
 parameters = Table(
     "dp_parameters", metadata,
@@ -151,9 +166,10 @@ step_hashes = Table(
     # on (experiment_pk, step) tempts the planner away from the primary key in every trial's lookup
     PrimaryKeyConstraint("experiment_pk", "step", "input_hash"))
 
-#: Tables of schema version 1 (storage), and those version 2 added (the typed query layer).
-VERSION_1_TABLES = (schema_version, experiments, trials, metrics, persisted, documents, step_hashes, cache_entries,
-                    cache_chunks)
+#: Tables of schema version 1 (storage; ``dp_trials`` as it was then), and those version 2 added
+#: (the typed query layer). Version 3 added a column (``dp_trials.heartbeat``), no table.
+VERSION_1_TABLES = (schema_version, experiments, TRIALS_VERSION_1, metrics, persisted, documents, step_hashes,
+                    cache_entries, cache_chunks)
 VERSION_2_TABLES = (parameters,)
 
 #: Raw bytes per row of ``dp_persisted``: far below MariaDB's default ``max_allowed_packet`` (16 MiB).
@@ -190,10 +206,16 @@ POSTGRES_FUNCTIONS = (
 )
 
 
-def view_statements(dialect: str) -> list[str]:
-    """``CREATE VIEW`` statements of the documented views (``dialect``: SQLAlchemy's dialect name)."""
+def view_statements(dialect: str, version: int = SCHEMA_VERSION) -> list[str]:
+    """``CREATE VIEW`` statements of the documented views as of schema ``version`` (2: the first
+    views; 3: ``daskperiment_trials`` gains ``heartbeat``). ``dialect``: SQLAlchemy's dialect name.
+
+    Versioned because each migration step creates the views of its own version: a step run
+    on an older database must not name a column a later step adds.
+    """
     family = "mysql" if dialect in ("mysql", "mariadb") else dialect
     ts = _TIMESTAMP[family].format
+    heartbeat = f", {ts('t.heartbeat')} AS heartbeat" if version >= 3 else ""
     statements = [
         f"""CREATE VIEW daskperiment_experiments AS
         SELECT e.name AS experiment, e.last_trial_id AS last_trial_id, {ts('e.created')} AS created
@@ -206,7 +228,7 @@ def view_statements(dialect: str) -> list[str]:
                t.result_type AS result_type, t.description AS description,
                {ts('t.started')} AS started, {ts('t.finished')} AS finished, t.process_time AS process_time,
                t.seed AS seed, t.sweep AS sweep, t.host AS host, t.pid AS pid, t.parameters AS parameters,
-               t.code AS code, t.environment AS environment, t.traceback AS traceback
+               t.code AS code, t.environment AS environment, t.traceback AS traceback{heartbeat}
         FROM dp_trials t JOIN dp_experiments e ON e.experiment_pk = t.experiment_pk""",
         """CREATE VIEW daskperiment_parameters AS
         SELECT e.name AS experiment, p.trial_id AS trial_id, p.name AS name, p.kind AS kind,
