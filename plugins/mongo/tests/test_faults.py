@@ -8,12 +8,10 @@ checks, shared with the Redis plugin, are :mod:`daskperiment.testing.faults`.
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 from daskperiment.errors import BackendUnavailableError
-from daskperiment.testing.faults import check_dead_server_fails_the_trial, check_frozen_server_fails_the_trial
+from daskperiment.testing.faults import (check_dead_server_fails_the_trial, check_frozen_server_fails_the_trial,
+                                        frozen)
 from daskperiment_mongo import MongoBackend
 from daskperiment_mongo.backend import TIMED_OUT_START
 
@@ -36,12 +34,8 @@ def test_a_start_that_timed_out_leaves_no_ghost_and_no_gap(own_mongo_server, own
     failed. Either way ids have no gap and no trial is left looking as if it were running."""
     backend = MongoBackend("ghost", own_mongo_uri(**FAST))
     backend.finish_trial(backend.start_trial({"parameters": {"a": 1}}), {"success": True})
-    os.kill(own_mongo_server.pid, signal.SIGSTOP)
-    try:
-        with pytest.raises(BackendUnavailableError, match="could not start a trial"):
-            backend.start_trial({"parameters": {"a": 2}})
-    finally:
-        os.kill(own_mongo_server.pid, signal.SIGCONT)
+    with frozen(own_mongo_server.pid), pytest.raises(BackendUnavailableError, match="could not start a trial"):
+        backend.start_trial({"parameters": {"a": 2}})
     last = backend.start_trial({"parameters": {"a": 3}})
     backend.finish_trial(last, {"success": True})
     records = backend.load_trials()

@@ -8,13 +8,11 @@ checks, shared with the MongoDB plugin, are :mod:`daskperiment.testing.faults`).
 
 from __future__ import annotations
 
-import os
-import signal
-
 import daskperiment
 import pytest
 from daskperiment.errors import BackendUnavailableError
-from daskperiment.testing.faults import check_dead_server_fails_the_trial, check_frozen_server_fails_the_trial
+from daskperiment.testing.faults import (check_dead_server_fails_the_trial, check_frozen_server_fails_the_trial,
+                                        frozen)
 from daskperiment_redis import RedisBackend
 from daskperiment_redis.backend import TIMED_OUT_START
 
@@ -36,12 +34,8 @@ def test_a_start_that_timed_out_is_no_ghost(make_server):
     server = make_server()
     backend = RedisBackend("ghost", server.uri + "?socket_timeout=1")
     backend.start_trial({"parameters": {"a": 1}})  # connected, scripts loaded
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        with pytest.raises(BackendUnavailableError, match="while allocating a trial id"):
-            backend.start_trial({"parameters": {"a": 2}})
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
+    with frozen(server.pid), pytest.raises(BackendUnavailableError, match="while allocating a trial id"):
+        backend.start_trial({"parameters": {"a": 2}})
     ghost = backend.last_trial_id()
     assert ghost == 2  # the server did run the start once it was thawed
     assert backend.load_trials([2])[0]["success"] is None

@@ -21,11 +21,12 @@ failed write, long before its step would have ended.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ from daskperiment.errors import BackendUnavailableError
 from daskperiment.experiment import Experiment
 
 __all__ = ["EPOCHS", "check_dead_server_fails_the_trial", "check_frozen_server_fails_the_trial",
-           "check_reported_once", "doubling_experiment", "metrics_experiment", "warnings_about"]
+           "check_reported_once", "doubling_experiment", "frozen", "metrics_experiment", "warnings_about"]
 
 #: Metric points the trial of :func:`metrics_experiment` would write, one every 5 ms, if nothing stopped it.
 EPOCHS = 5000
@@ -78,6 +79,17 @@ def check_dead_server_fails_the_trial(backend: Any, kill: Callable[[], None], ca
     errors = [r.getMessage().split(":")[0] for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == ["Writing metrics of trial 1 failed", "Failed Experiment (trial id=1)"], errors
     assert not any(r.exc_info for r in caplog.records)
+
+
+@contextlib.contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    """The server process ``pid`` stopped (SIGSTOP) inside the block and resumed (SIGCONT) after
+    it, whatever happens there: a call made inside meets a server that accepts and never answers."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def check_frozen_server_fails_the_trial(backend: Any, pid: int, match: str) -> None:
