@@ -72,7 +72,8 @@ def test_accuracy(model, data):
     return float(model.score(x_test, y_test))
 
 
-score = test_accuracy(train(load_data(test_size), alpha, penalty, epochs), load_data(test_size))
+data = load_data(test_size)  # one call, used by both steps: loaded once per sweep
+score = test_accuracy(train(data, alpha, penalty, epochs), data)
 
 
 def grid(size: str) -> list[dict]:
