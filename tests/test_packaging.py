@@ -60,6 +60,16 @@ def test_urls_point_at_this_project_and_at_files_it_has():
     assert (ROOT / "mkdocs.yml").is_file() and "docs_dir: docs" in (ROOT / "mkdocs.yml").read_text()
 
 
+def test_readmes_on_the_package_index_link_absolutely():
+    """A distribution's readme is its page on the package index, where a link relative to this
+    checkout (``../../README.md``) leads nowhere."""
+    for path in PYPROJECTS:
+        readme = (path.parent / "README.md").read_text()
+        relative = [target for target in re.findall(r"\]\(([^)]+)\)", readme)
+                    if not target.startswith(("https://", "http://", "#"))]
+        assert not relative, f"{path.parent.name}/README.md: {relative}"
+
+
 def test_plugins_never_pull_the_2019_release():
     for path in PYPROJECTS[1:]:
         block = re.search(r"^dependencies = \[(.*?)\]$", path.read_text(), re.M | re.S).group(1)
