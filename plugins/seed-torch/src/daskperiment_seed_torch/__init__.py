@@ -66,7 +66,7 @@ def hash_value(value: Any) -> str | None:
         return None
     if isinstance(value, torch.Tensor):
         return tensor_digest(value)
-    items = list(value.values()) if isinstance(value, Mapping) else value if isinstance(value, (list, tuple)) else ()
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, (list, tuple)) else ()
     if not any(isinstance(item, torch.Tensor) for item in items):
         return None
     return _container_digest(value, torch)
