@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -39,6 +40,12 @@ def test_without_torch_imported_it_answers_nothing(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     for value in (np.ones(3), [1, 2], {"a": 1}, "text"):
         assert plugin.hash_value(value) is None
+
+
+def test_a_module_named_torch_without_tensors_is_no_torch(monkeypatch):
+    """torch half-imported, or a stand-in under its name (tests of seeders put one there)."""
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    assert plugin.hash_value([1, 2]) is None
 
 
 def test_other_values_are_left_to_the_core():

@@ -61,15 +61,15 @@ def hash_value(value: Any) -> str | None:
     value is left to the others when one item has no hash. ``tryfirst``: the core's fallback
     must not answer for a tensor first. Costs one dictionary look-up when torch is not imported.
     """
-    torch = sys.modules.get("torch")
-    if torch is None:
+    tensor = getattr(sys.modules.get("torch"), "Tensor", None)  # None: torch not imported (or half-imported)
+    if tensor is None:
         return None
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, tensor):
         return tensor_digest(value)
     items = value.values() if isinstance(value, Mapping) else value if isinstance(value, (list, tuple)) else ()
-    if not any(isinstance(item, torch.Tensor) for item in items):
+    if not any(isinstance(item, tensor) for item in items):
         return None
-    return _container_digest(value, torch)
+    return _container_digest(value, tensor)
 
 
 def tensor_digest(tensor: Any) -> str | None:
@@ -89,7 +89,7 @@ def tensor_digest(tensor: Any) -> str | None:
     return digest.hexdigest()
 
 
-def _container_digest(value: Any, torch: Any) -> str | None:
+def _container_digest(value: Any, tensor: type) -> str | None:
     """A dict (keys in order), list or tuple: its type and every key and item hashed through the
     plugin host, so an item of any type hashes as it would alone; ``None`` if one has no hash."""
     pairs = value.items() if isinstance(value, Mapping) else enumerate(value)
@@ -97,7 +97,7 @@ def _container_digest(value: Any, torch: Any) -> str | None:
                              digest_size=16)
     host = get_plugin_host()
     for key, item in pairs:
-        parts = (host.hash_value(key), tensor_digest(item) if isinstance(item, torch.Tensor) else host.hash_value(item))
+        parts = (host.hash_value(key), tensor_digest(item) if isinstance(item, tensor) else host.hash_value(item))
         if None in parts:
             return None
         digest.update(f"{parts[0]}:{parts[1]};".encode())
