@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+
+import pytest
 
 import daskperiment
 
@@ -66,3 +70,25 @@ def test_code_without_trial_id_shows_the_last_trial_and_version(tmp_path, quicks
     assert code.returncode == 0 and code.stdout == ex.get_code(trial_id=2) and "20 / s" in code.stdout
     version = cli("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.strip() == f"daskperiment {daskperiment.__version__}"
+
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", [["plugins"], ["plugins", "--json"], ["--version"], ["--help"]])
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path, args, unbuffered):
+    """``daskperiment plugins | head -1``: the reader is gone before the command writes (here
+    closed before it starts, so every write fails). No traceback, no "Exception ignored" at
+    exit; the status of a command ended by SIGPIPE, as ``cat`` or ``git`` give. (Unbuffered,
+    argparse's own ``--help``/``--version`` output ignores the failed write and exits 0.)"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "daskperiment.cli", *args], cwd=tmp_path, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    finally:
+        os.close(write_end)
+    status = 0 if unbuffered and args[0].startswith("--") else 128 + signal.SIGPIPE
+    assert (done.returncode, done.stderr) == (status, "")

@@ -44,6 +44,32 @@ def test_metadata_is_complete_and_shared():
         assert project["authors"] == tables["core"]["authors"], name
 
 
+def test_urls_point_at_this_project_and_at_files_it_has():
+    """We are the continuation of daskperiment 0.5.0 on its name and repository, so the project
+    links are that repository's; the documentation and changelog links name a folder and a
+    file of this checkout. daskperiment.readthedocs.io holds 0.5.0's documentation: a 1.0 user
+    sent there would read the old API."""
+    urls = tomllib.loads((ROOT / "core" / "pyproject.toml").read_text())["project"]["urls"]
+    repository = "https://github.com/sinhrks/daskperiment"
+    assert set(urls) == {"Homepage", "Repository", "Documentation", "Changelog", "Issues"}
+    assert urls["Homepage"] == urls["Repository"] == repository
+    assert urls["Issues"] == f"{repository}/issues"
+    for name, kind, path in (("Documentation", "tree", "docs"), ("Changelog", "blob", "CHANGELOG.md")):
+        assert urls[name] == f"{repository}/{kind}/main/{path}", name
+        assert (ROOT / path).exists(), path
+    assert (ROOT / "mkdocs.yml").is_file() and "docs_dir: docs" in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_readmes_on_the_package_index_link_absolutely():
+    """A distribution's readme is its page on the package index, where a link relative to this
+    checkout (``../../README.md``) leads nowhere."""
+    for path in PYPROJECTS:
+        readme = (path.parent / "README.md").read_text()
+        relative = [target for target in re.findall(r"\]\(([^)]+)\)", readme)
+                    if not target.startswith(("https://", "http://", "#"))]
+        assert not relative, f"{path.parent.name}/README.md: {relative}"
+
+
 def test_plugins_never_pull_the_2019_release():
     for path in PYPROJECTS[1:]:
         block = re.search(r"^dependencies = \[(.*?)\]$", path.read_text(), re.M | re.S).group(1)

@@ -1,5 +1,6 @@
-"""Reading never writes (issue 15, item 13): history, metrics, code, environment, results and
-persisted results read from a store nobody may write, and reading an unknown experiment creates nothing.
+"""Reading never writes (issue 15, item 13): history, metrics, code, environment, results,
+persisted results and the diff of two trials read from a store nobody may write, and reading an
+unknown experiment creates nothing.
 
 As root, permissions do not stop writes, so the local store is checked two ways: every file's
 name, size and modification time are unchanged after a reader process has read everything
@@ -36,6 +37,7 @@ READER = textwrap.dedent("""
     assert ex.get_environment(trial_id=1)
     assert ex.get_persisted("prepare", 2).shape == (20000,)
     assert ex.get_result(2).sum() == 20000 and ex.get_result(1).shape == (3,)
+    assert "n" in ex.diff(1, 2).parameters
     repr(ex)
     unknown = daskperiment.Experiment("nobody", backend=store / "elsewhere")
     assert unknown.trial_id == 0 and unknown.get_history().empty

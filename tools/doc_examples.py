@@ -21,9 +21,10 @@ A block is left out only when the line before it is ``<!-- docs-test: skip REASO
 the test reports it as skipped with that reason. Blocks another test checks are not run
 here either: ``<!-- file: PATH -->`` and ``<!-- part of: PATH -->`` blocks are compared with
 the file at ``PATH``, and the ``<!-- run -->`` block is run, by ``tests/test_writing_backends.py``. A page holding
-``<!-- docs-test: servers redis mongo -->`` gets real servers started on free ports, and the
-documented addresses ``redis://localhost:6379`` and ``mongodb://localhost:27017`` in its
-blocks are pointed at them (the machine's default ports are never used). Shell blocks run
+``<!-- docs-test: servers redis mongo postgresql -->`` gets real servers started on free ports
+(any of the three), and the documented addresses ``redis://localhost:6379``,
+``mongodb://localhost:27017`` and ``postgresql://postgres@localhost:5432`` in its blocks are
+pointed at them (the machine's default ports are never used). Shell blocks run
 with this interpreter first on ``PATH``, ``examples/`` linked into the working directory and
 ``DASKPERIMENT_EXAMPLE_SIZE=small``, so documented example commands run at test size.
 """
@@ -48,7 +49,8 @@ CHECKED_ELSEWHERE = re.compile(r"<!-- (file|part of): \S+ -->|<!-- run -->")
 SERVERS = re.compile(r"<!--\s*docs-test:\s*servers\s+(?P<names>[a-z ]+?)\s*-->")
 TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 INSTALLS = re.compile(r"\bpip3?\b[^\n]*\binstall\b")
-DOCUMENTED_ADDRESSES = {"redis": "redis://localhost:6379", "mongo": "mongodb://localhost:27017"}
+DOCUMENTED_ADDRESSES = {"redis": "redis://localhost:6379", "mongo": "mongodb://localhost:27017",
+                        "postgresql": "postgresql://postgres@localhost:5432"}
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SHELL_TIMEOUT = 300
 

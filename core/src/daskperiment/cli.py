@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import os
+import signal
+import stat
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -159,11 +161,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _stdout_is_a_pipe() -> bool:
     try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):  # no file descriptor (a replaced sys.stdout)
+        return False
+
+
+def _reader_went_away() -> int:
+    """``daskperiment plugins | head -1``: the reader closed the pipe. Stop quietly with the
+    status of a command ended by SIGPIPE, as ``cat`` or ``git`` would; stdout now points at
+    /dev/null so that Python's flush at exit does not fail a second time, noisily."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        finally:  # --help and --version print, then exit: a closed pipe fails here, not at exit
+            sys.stdout.flush()
         command: Callable[[argparse.Namespace], int] = args.func
-        return command(args)
+        status = command(args)
+        sys.stdout.flush()  # a closed pipe fails here, where it is handled, not at exit
+        return status
+    except BrokenPipeError:
+        if not _stdout_is_a_pipe():  # a socket's, not our reader's: not ours to hide
+            raise
+        return _reader_went_away()
     except (ValueError, ImportError) as exc:  # our errors are ValueErrors that name the fix
         print(f"daskperiment: error: {exc}", file=sys.stderr)
         return 2

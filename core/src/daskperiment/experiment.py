@@ -443,7 +443,7 @@ class Experiment:
         """What differs between trials ``a`` and ``b``: parameters, seed, result, status, code per
         step (unified diffs), environment (packages, Python, platform, git) and a metrics summary.
         ``print(ex.diff(3, 7))`` reads as a report."""
-        return compare_trials(self._backend, self._trial_record(a), self._trial_record(b))
+        return compare_trials(self._reader, self._trial_record(a), self._trial_record(b))
 
     def reproduce(self, trial_id: int, runs: int = 1, **dask_kwargs: Any) -> Reproduction:
         """Re-run trial ``trial_id`` with its recorded parameters and seed, and compare.
@@ -467,7 +467,7 @@ class Experiment:
                 f"{step or '(not recorded: the trial predates reproduction)'!r} has not built a graph in this "
                 f"process. Call {step or 'the result step'}(...) as the experiment does, then reproduce.")
         code = code_changes(self._code_document(record.get("code")), self._code.steps)
-        before_env = self._backend.load_document("environment", record["environment"]) \
+        before_env = self._reader.load_document("environment", record["environment"]) \
             if record.get("environment") else None
         environment_now = environment_changes(before_env or {}, environment.current()[1])
         for name, diff in code.items():
@@ -489,7 +489,7 @@ class Experiment:
             except Exception as exc:  # recorded as a failed trial; the report says so
                 if run == 0:
                     error = f"{type(exc).__name__}({exc})"
-        again = self._backend.load_trials(new_ids)
+        again = self._reader.load_trials(new_ids)
         first = again[0]
         nondeterministic = sorted({d.step for other in again[1:] for d in divergent_steps(first, other)})
         return Reproduction(trial_id, new_ids, same_outcome(record, first) and not nondeterministic, value, error,

@@ -12,24 +12,12 @@ import sqlite3
 import pytest
 
 import daskperiment
+from daskperiment.testing.faults import check_reported_once, doubling_experiment
 
 
 def _experiment(tmp_path):
-    ex = daskperiment.Experiment("corrupt", backend=tmp_path / "store")
-    a = ex.parameter("a")
-
-    @ex.result
-    def double(a):
-        return a * 2
-
-    for value in (1, 2, 3, 4):
-        ex.set_parameters(a=value)
-        double(a).compute()
+    ex, _ = doubling_experiment(tmp_path / "store", [1, 2, 3, 4])
     return ex
-
-
-def _warnings(caplog, trial_id):
-    return [r for r in caplog.records if r.levelno == logging.WARNING and f"trial {trial_id} " in r.getMessage()]
 
 
 def test_malformed_rows_are_reported_once_and_the_rest_loads(tmp_path, caplog):
@@ -51,11 +39,8 @@ def test_malformed_rows_are_reported_once_and_the_rest_loads(tmp_path, caplog):
     assert ex.get_result(2) == 4 and ex.get_result(3) is None
     with pytest.raises(daskperiment.errors.PayloadError, match="trial 4: its record says it is stored as 'npy' but"):
         ex.get_result(4)
-    for trial_id in (2, 3, 4):
-        assert len(_warnings(caplog, trial_id)) == 1, [r.getMessage() for r in caplog.records]
-    assert "parameters is not JSON" in _warnings(caplog, 2)[0].getMessage()
-    assert "result_file '../../etc/passwd' is not under results/" in _warnings(caplog, 4)[0].getMessage()
-    assert not _warnings(caplog, 1)
+    check_reported_once(caplog, {2: "parameters is not JSON", 3: "result is not JSON",
+                                 4: "result_file '../../etc/passwd' is not under results/"})
 
 
 def test_a_foreign_row_without_an_integer_id_is_skipped(tmp_path, caplog):
@@ -67,4 +52,4 @@ def test_a_foreign_row_without_an_integer_id_is_skipped(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="daskperiment")
     history = ex.get_history()
     assert list(history.index) == [1, 2, 3, 4, 5] and history["a"].tolist()[:4] == [1, 2, 3, 4]
-    assert len(_warnings(caplog, 5)) == 1 and "parameters holds list" in _warnings(caplog, 5)[0].getMessage()
+    check_reported_once(caplog, {5: "parameters holds list"}, sound=[1, 2, 3, 4])

@@ -2,7 +2,8 @@
 reading an unknown experiment creates nothing (item 13).
 
 Documents are damaged or added directly in the collection, as another client sharing the
-database could; the other trials load and each bad one is reported once, by trial id, as a WARNING.
+database could; the other trials load and each bad one is reported once, by trial id, as a WARNING
+(the trials and the check are :mod:`daskperiment.testing.faults`'s, shared with the other backends).
 """
 
 from __future__ import annotations
@@ -10,24 +11,11 @@ from __future__ import annotations
 import logging
 
 import daskperiment
-
-
-def _warnings(caplog, trial_id):
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and f"trial {trial_id} " in r.getMessage()]
+from daskperiment.testing.faults import check_reported_once, doubling_experiment
 
 
 def test_malformed_documents_are_reported_once_and_the_rest_loads(mongo_uri, raw_collection, caplog):
-    ex = daskperiment.Experiment("corrupt", backend=mongo_uri)
-    a = ex.parameter("a")
-
-    @ex.result
-    def double(a):
-        return a * 2
-
-    for value in (1, 2, 3, 4):
-        ex.set_parameters(a=value)
-        double(a).compute()
+    ex, run = doubling_experiment(mongo_uri, [1, 2, 3, 4])
     raw = raw_collection("corrupt")
     raw.update_one({"_id": "trial:2"}, {"$set": {"parameters": {"%float": "not a number"}}})
     raw.insert_one({"_id": "outcome:3:x", "category": "outcome", "trial_id": 3, "seq": "latest", "success": 1})
@@ -40,13 +28,10 @@ def test_malformed_documents_are_reported_once_and_the_rest_loads(mongo_uri, raw
     assert history["Seed"].isna().tolist() == [False, False, False, True]  # "s" is no seed: shown as missing
     ex.get_history(verbose=True)
     assert ex.get_parameters(trial_id=2) == {} and ex.get_result(3) == 6
-    for trial_id, problem in ((2, "parameters cannot be decoded"), (3, "an outcome document has no integer seq"),
-                              ("seven", "a trial document has no integer trial_id"), (4, "seed holds str")):
-        messages = _warnings(caplog, trial_id)
-        assert len(messages) == 1 and problem in messages[0], (trial_id, messages)
-    assert not _warnings(caplog, 1)
+    check_reported_once(caplog, {2: "parameters cannot be decoded", 3: "an outcome document has no integer seq",
+                                 "seven": "a trial document has no integer trial_id", 4: "seed holds str"})
     assert ex.trial_id == 4
-    assert double(a).compute() == 8 and ex.trial_id == 5  # the next id follows the integer ids
+    assert run(4) == 8 and ex.trial_id == 5  # the next id follows the integer ids
 
 
 def test_reading_an_unknown_experiment_creates_nothing(mongo_uri, mongo_database):

@@ -2,69 +2,30 @@
 
 Each test runs its own nx-27017 server and kills (SIGKILL) or freezes (SIGSTOP) it, with
 short timeouts in the URI to keep the suite quick. Times with the default settings are
-measured by ``benchmarks/bench_faults.py``, not asserted here.
+measured by ``benchmarks/bench_faults.py``, not asserted here. The dead and frozen server
+checks, shared with the Redis plugin, are :mod:`daskperiment.testing.faults`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import time
-
-import daskperiment
 import pytest
 from daskperiment.errors import BackendUnavailableError
+from daskperiment.testing.faults import (check_dead_server_fails_the_trial, check_frozen_server_fails_the_trial,
+                                        frozen)
 from daskperiment_mongo import MongoBackend
 from daskperiment_mongo.backend import TIMED_OUT_START
 
 FAST = {"serverSelectionTimeoutMS": 1000, "socketTimeoutMS": 1000, "connectTimeoutMS": 1000}
 
 
-def _metrics_experiment(uri: str, on_step):
-    ex = daskperiment.Experiment("faults", backend=uri)
-    reached = []
-
-    @ex.result
-    def train():
-        for i in range(5000):  # about 25 s if nothing stopped it
-            if i == 20:
-                on_step()
-            ex.save_metric("loss", epoch=i, value=1 / (i + 1))
-            reached.append(i)
-            time.sleep(0.005)
-        return 1
-
-    return ex, train, reached
-
-
 def test_a_dead_server_fails_the_trial_at_once_with_one_error(own_mongo_server, own_mongo_uri, caplog):
-    ex, train, reached = _metrics_experiment(own_mongo_uri(**FAST), own_mongo_server.kill)
-    caplog.set_level(logging.INFO, logger="daskperiment")
-    with pytest.raises(BackendUnavailableError, match="could not save metrics: the MongoDB server is unreachable"):
-        train().compute()
-    assert reached[-1] < 1000  # stopped by the first failed write, not by the step's end
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert [r.getMessage().split(":")[0] for r in errors] == ["Writing metrics of trial 1 failed",
-                                                              "Failed Experiment (trial id=1)"]
-    assert not any(r.exc_info for r in caplog.records)  # no tracebacks in the log
+    check_dead_server_fails_the_trial(own_mongo_uri(**FAST), own_mongo_server.kill, caplog,
+                                      match="could not save metrics: the MongoDB server is unreachable")
 
 
 def test_a_frozen_server_fails_the_trial_within_the_socket_timeout(own_mongo_server, own_mongo_uri):
-    frozen = []
-
-    def freeze():
-        os.kill(own_mongo_server.pid, signal.SIGSTOP)
-        frozen.append(True)
-
-    ex, train, reached = _metrics_experiment(own_mongo_uri(**FAST), freeze)
-    try:
-        with pytest.raises(BackendUnavailableError, match="timed out|operation cancelled"):  # socket or monitor
-            train().compute()
-    finally:
-        if frozen:
-            os.kill(own_mongo_server.pid, signal.SIGCONT)
-    assert reached[-1] < 1000
+    check_frozen_server_fails_the_trial(own_mongo_uri(**FAST), own_mongo_server.pid,
+                                        match="timed out|operation cancelled")  # the socket's or the monitor's
 
 
 def test_a_start_that_timed_out_leaves_no_ghost_and_no_gap(own_mongo_server, own_mongo_uri):
@@ -73,12 +34,8 @@ def test_a_start_that_timed_out_leaves_no_ghost_and_no_gap(own_mongo_server, own
     failed. Either way ids have no gap and no trial is left looking as if it were running."""
     backend = MongoBackend("ghost", own_mongo_uri(**FAST))
     backend.finish_trial(backend.start_trial({"parameters": {"a": 1}}), {"success": True})
-    os.kill(own_mongo_server.pid, signal.SIGSTOP)
-    try:
-        with pytest.raises(BackendUnavailableError, match="could not start a trial"):
-            backend.start_trial({"parameters": {"a": 2}})
-    finally:
-        os.kill(own_mongo_server.pid, signal.SIGCONT)
+    with frozen(own_mongo_server.pid), pytest.raises(BackendUnavailableError, match="could not start a trial"):
+        backend.start_trial({"parameters": {"a": 2}})
     last = backend.start_trial({"parameters": {"a": 3}})
     backend.finish_trial(last, {"success": True})
     records = backend.load_trials()

@@ -2,7 +2,8 @@
 an unknown experiment writes nothing (item 13).
 
 Values are damaged directly on the server, as another client sharing it could; the other trials
-load and each bad one is reported once, by trial id, as a WARNING.
+load and each bad one is reported once, by trial id, as a WARNING (the trials and the check are
+:mod:`daskperiment.testing.faults`'s, shared with the other backends).
 """
 
 from __future__ import annotations
@@ -10,26 +11,13 @@ from __future__ import annotations
 import logging
 
 import daskperiment
+from daskperiment.testing.faults import check_reported_once, doubling_experiment
 
 PREFIX = "daskperiment:{corrupt}:"
 
 
-def _warnings(caplog, trial_id):
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and f"trial {trial_id} " in r.getMessage()]
-
-
 def test_malformed_values_are_reported_once_and_the_rest_loads(redis_uri, raw_redis, caplog):
-    ex = daskperiment.Experiment("corrupt", backend=redis_uri)
-    a = ex.parameter("a")
-
-    @ex.result
-    def double(a):
-        return a * 2
-
-    for value in (1, 2, 3, 4, 5):
-        ex.set_parameters(a=value)
-        double(a).compute()
+    ex, _ = doubling_experiment(redis_uri, [1, 2, 3, 4, 5])
     raw_redis.hset(PREFIX + "trial:start", 2, '{"parameters": {"a": 2}')  # truncated JSON
     raw_redis.hset(PREFIX + "trial:outcome", 3, "[1]")  # JSON, but not an outcome
     raw_redis.hset(PREFIX + "trial:heartbeat", 4, "soon")
@@ -42,11 +30,8 @@ def test_malformed_values_are_reported_once_and_the_rest_loads(redis_uri, raw_re
     ex.get_history(verbose=True)
     assert ex.get_parameters(trial_id=4) == {"a": 4}
     assert ex.backend.load_trials([4])[0]["heartbeat"] is None
-    for trial_id, problem in ((2, "start record is not JSON"), (3, "outcome record is not a JSON object but list"),
-                              (4, "heartbeat is not a number"), (5, "parameters holds str")):
-        messages = _warnings(caplog, trial_id)
-        assert len(messages) == 1 and problem in messages[0], (trial_id, messages)
-    assert not _warnings(caplog, 1)
+    check_reported_once(caplog, {2: "start record is not JSON", 3: "outcome record is not a JSON object but list",
+                                 4: "heartbeat is not a number", 5: "parameters holds str"})
 
 
 def test_reading_an_unknown_experiment_writes_nothing(redis_uri, raw_redis):
