@@ -6,6 +6,7 @@ Each implementation here is ``trylast`` where a plugin may want to win.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import os
@@ -19,6 +20,7 @@ from .hookspecs import hookimpl
 
 
 _PLAIN_ATOMS = (int, float, str, bytes, bool, type(None))
+_CONTAINERS = frozenset({tuple, list, dict})
 _NOT_PLAIN = object()
 
 
@@ -27,28 +29,43 @@ def _canonical(value: Any, depth: int = 0) -> Any:
 
     Equal dicts built in a different order (say, from iterating a set of strings,
     whose order depends on ``PYTHONHASHSEED``) must hash alike in every process.
+    Runs twice per step call (inputs, output), so atoms inside containers are taken
+    without a recursive call.
     """
     if isinstance(value, _PLAIN_ATOMS):
         return value
     kind = type(value)
-    if depth > 3 or kind not in (tuple, list, dict):
+    if depth > 3 or kind not in _CONTAINERS:
         return _NOT_PLAIN
     if kind is dict:
+        if not value:
+            return (dict, ())
         items = []
         for key, item in value.items():
-            item = _canonical(item, depth + 1)
-            if not isinstance(key, _PLAIN_ATOMS) or item is _NOT_PLAIN:
+            if not isinstance(item, _PLAIN_ATOMS):
+                item = _canonical(item, depth + 1)
+                if item is _NOT_PLAIN:
+                    return _NOT_PLAIN
+            if not isinstance(key, _PLAIN_ATOMS):
                 return _NOT_PLAIN
             items.append((key, item))
         try:
-            items.sort(key=lambda pair: (type(pair[0]).__name__, pair[0]))
+            items.sort(key=_dict_order)
         except TypeError:
             return _NOT_PLAIN
         return (dict, tuple(items))
-    items = [_canonical(item, depth + 1) for item in value]
-    if any(item is _NOT_PLAIN for item in items):
-        return _NOT_PLAIN
-    return items if kind is list else tuple(items)
+    out = []
+    for item in value:
+        if not isinstance(item, _PLAIN_ATOMS):
+            item = _canonical(item, depth + 1)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+        out.append(item)
+    return out if kind is list else tuple(out)
+
+
+def _dict_order(pair: tuple[Any, Any]) -> tuple[str, Any]:
+    return (type(pair[0]).__name__, pair[0])
 
 
 @hookimpl(trylast=True)
@@ -102,13 +119,20 @@ def seed_random_state(seed: int) -> None:
     """
     random.seed(seed)
     seed32 = seed % 2**32
-    import numpy as np
-
-    np.random.seed(seed32)
+    _numpy_random().seed(seed32)
+    modules = sys.modules
     for name, seeder in OPTIONAL_SEEDERS.items():
-        module = sys.modules.get(name)
+        module = modules.get(name)
         if module is not None:
             seeder(module, seed32)
+
+
+@functools.cache
+def _numpy_random() -> Any:
+    """``numpy.random``, imported on the first seeding (runs before every step: no import statement there)."""
+    import numpy.random
+
+    return numpy.random
 
 
 def _user() -> str | None:

@@ -37,6 +37,7 @@ from .records import SHOWN_FIELDS, VERBOSE_FIELDS
 from .reproduction import Reproduction, divergent_steps, first_divergence, same_outcome
 from .serialization import decode_parameters
 from .stepcache import CacheKey, evict, parse_size
+from .dask_compat import as_task_graph
 from .steps import Step, check_unique_steps
 from .sweep import Sweep, expand_trials
 from .trial import MAX_SEED, StartedTrial, TrialPlan, TrialResult, generate_seed
@@ -57,6 +58,9 @@ def _no_trial() -> None:
 #: ``persist/<id>_<step>_<trial>.pkl``, ``environment/<section>_<id>_<digest>.json``) must stay
 #: below the 255-byte limit of common file systems, with room for step names.
 MAX_ID_LENGTH = 128
+
+#: Result graphs whose converted, checked form an Experiment keeps (the newest ones).
+GRAPH_CACHE_SIZE = 16
 
 #: What ``backend=`` the original daskperiment took for its default local store.
 ORIGINAL_LOCAL_BACKEND = "local"
@@ -193,6 +197,8 @@ class Experiment:
         self._script_ran = False
         #: the latest graph built by each result step, by name: what ``reproduce`` re-runs
         self._results: dict[str, TrialResult] = {}
+        #: id of a result's graph → (the graph, its task-spec nodes): see :meth:`_task_graph`
+        self._graphs: dict[int, tuple[Any, dict[Any, Any]]] = {}
 
     # Shipped to Dask workers inside step closures: rebuild quietly, no I/O.
     def __reduce__(self) -> tuple[Callable[..., Experiment], tuple[Any, ...]]:
@@ -510,8 +516,10 @@ class Experiment:
 
     def plan(self, result: Delayed, overrides: Mapping[str, Any], seed: int | None) -> TrialPlan:
         """Fix everything one trial needs; every check raises before a trial id is used."""
-        (plan,) = self.plan_trials(result, [overrides], 0)
-        return dataclasses.replace(plan, seed=self.choose_seed(seed))  # chosen (and logged) once it is valid
+        shared, [(bindings, recorded)] = self._plan_parts(result, [overrides])
+        # the seed is chosen (and logged) once everything else is valid
+        return TrialPlan(**shared, bindings=bindings, parameters=recorded, seed=self.choose_seed(seed),
+                         result_step=getattr(result, "step", None))
 
     def plan_trials(self, result: Delayed, overrides: Sequence[Mapping[str, Any]], seed: int) -> list[TrialPlan]:
         """One plan per ``overrides`` mapping, all with ``seed``; raises before any trial id is used.
@@ -519,19 +527,44 @@ class Experiment:
         The graph, code and environment are captured once for all the plans (a sweep plans
         thousands of trials of one graph).
         """
-        graph = result.__dask_graph__()
-        check_unique_steps(graph)
+        shared, checked = self._plan_parts(result, overrides)
+        result_step = getattr(result, "step", None)
+        return [TrialPlan(**shared, bindings=bindings, parameters=recorded, seed=seed, result_step=result_step)
+                for bindings, recorded in checked]
+
+    def _plan_parts(self, result: Delayed, overrides: Sequence[Mapping[str, Any]]
+                    ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], dict[str, Any]]]]:
+        """The :class:`TrialPlan` fields every plan of ``result`` shares (graph, code and environment
+        digests …) and each plan's ``(bindings, recorded parameters)``."""
+        graph = self._task_graph(result)
         checked = []
         for values in map(self._parameters.snapshot, overrides):  # every check first: nothing written yet
             checked.append((self._parameters.bindings(values, graph), ParameterStore.recorded(values)))
         if self.cache_limit is not None and self._backend.supports_cache:
             evict(self._backend, self.cache_limit)
         code_digest, code_text = self._code.store(self._backend)
-        environment_digest = self._environment_digest()
-        result_step = getattr(result, "step", None)
-        return [TrialPlan(self.id, self._backend, graph, result.key, bindings, self._trial_placeholder.key, recorded,
-                          seed, code_digest, code_text, environment_digest, result_step=result_step)
-                for bindings, recorded in checked]
+        return ({"experiment_id": self.id, "backend": self._backend, "graph": graph, "result_key": result.key,
+                 "placeholder_key": self._trial_placeholder.key, "code_digest": code_digest, "code_text": code_text,
+                 "environment_digest": self._environment_digest()}, checked)
+
+    def _task_graph(self, result: Delayed) -> dict[Any, Any]:
+        """``result``'s graph as task-spec nodes, its step names checked; done once per graph object.
+
+        ``s.with_parameters(...)`` shares ``s``'s graph, so trials of one result (thousands, in
+        a loop) convert and check it once. Dask graphs are immutable; the cache holds the graph
+        itself, so an id is never reused while its entry lives.
+        """
+        graph = result.__dask_graph__()
+        cached = self._graphs.get(id(graph))
+        if cached is None or cached[0] is not graph:
+            tasks = as_task_graph(graph)
+            check_unique_steps(tasks)
+            cached = (graph, tasks)
+            with self._lock:
+                if len(self._graphs) >= GRAPH_CACHE_SIZE:
+                    self._graphs.pop(next(iter(self._graphs)))
+                self._graphs[id(graph)] = cached
+        return cached[1]
 
     def sweep(self, result: TrialResult, trials: Iterable[Mapping[str, Any]] | None = None,
               **grid: Iterable[Any]) -> Sweep:

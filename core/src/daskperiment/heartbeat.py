@@ -10,12 +10,11 @@ its pid is not alive; elsewhere its heartbeat is older than
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -56,21 +55,23 @@ class _Heartbeats:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextlib.contextmanager
-    def beating(self, backend: Backend, trial_ids: Sequence[int]) -> Iterator[None]:
-        """Refresh the heartbeats of ``trial_ids`` (one trial, or a sweep's) while the block runs."""
-        keys = [(id(backend), trial_id) for trial_id in trial_ids]
+    def beating(self, backend: Backend, trial_ids: Sequence[int]) -> _Beating:
+        """Refresh the heartbeats of ``trial_ids`` (one trial, or a sweep's) while the ``with`` block runs."""
+        return _Beating(self, backend, trial_ids)
+
+    def _add(self, keys: list[tuple[int, int]], backend: Backend) -> None:
         with self._lock:
-            self._trials.update({key: (backend, key[1]) for key in keys})
-            if self._thread is None or not self._thread.is_alive():
+            for key in keys:
+                self._trials[key] = (backend, key[1])
+            thread = self._thread
+            if thread is None or not thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="daskperiment-heartbeat", daemon=True)
                 self._thread.start()
-        try:
-            yield
-        finally:
-            with self._lock:
-                for key in keys:
-                    self._trials.pop(key, None)
+
+    def _remove(self, keys: list[tuple[int, int]]) -> None:
+        with self._lock:
+            for key in keys:
+                self._trials.pop(key, None)
 
     def _run(self) -> None:
         while True:
@@ -86,6 +87,24 @@ class _Heartbeats:
                     backend.beat(sorted(trial_ids), now)
                 except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the trial's own writes report errors
                     logger.debug("Heartbeat of trials %s failed: %s", trial_ids[:10], exc)
+
+
+class _Beating:
+    """The ``with`` block of :meth:`_Heartbeats.beating` (a class: it runs on every trial, and a
+    generator-based context manager costs several times more)."""
+
+    __slots__ = ("_heartbeats", "_backend", "_keys")
+
+    def __init__(self, heartbeats: _Heartbeats, backend: Backend, trial_ids: Sequence[int]) -> None:
+        self._heartbeats = heartbeats
+        self._backend = backend
+        self._keys = [(id(backend), trial_id) for trial_id in trial_ids]
+
+    def __enter__(self) -> None:
+        self._heartbeats._add(self._keys, self._backend)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._heartbeats._remove(self._keys)
 
 
 heartbeats = _Heartbeats()

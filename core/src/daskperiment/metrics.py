@@ -129,6 +129,9 @@ class MetricBuffer:
     def flush(self) -> None:
         """Write every buffered point; raise a clear error for non-numeric ones, or the error
         of a failed background write (the backend is not tried again for this trial)."""
+        if not self.series and self.error is None:  # nothing was ever saved: every step ends here
+            self.pending = 0
+            return
         with self._lock:
             self.pending = 0
             if self.error is not None:

@@ -59,6 +59,8 @@ ENV_TRACE = "DASKPERIMENT_TRACE_PLUGINS"
 #: (weakly, so a dropped manager is forgotten) rather than as an attribute on pluggy's object.
 _distributions: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, metadata.Distribution | None]] = \
     weakref.WeakKeyDictionary()
+#: Managers whose hook calls are traced (``DASKPERIMENT_TRACE_PLUGINS``): every call is made, even to no implementation.
+_traced: weakref.WeakSet[pluggy.PluginManager] = weakref.WeakSet()
 
 
 def _split(value: str | None) -> list[str]:
@@ -125,6 +127,7 @@ def make_plugin_manager(*, autoload: bool | None = None, blocked: tuple[str, ...
     if os.environ.get(ENV_TRACE):
         pm.trace.root.setwriter(logger.debug)
         pm.enable_tracing()
+        _traced.add(pm)
     return pm
 
 
@@ -149,6 +152,7 @@ class PluginHost:
         self._lock = threading.Lock()
         self._registry: tuple[int, BackendRegistry] | None = None
         self._collectors: tuple[int, list[Collector]] | None = None
+        self._tracing = pm in _traced
 
     def _generation(self) -> int:
         """Changes whenever a plugin is registered or unregistered (cache key)."""
@@ -215,14 +219,26 @@ class PluginHost:
         return callers
 
     # ---- lifecycle ----------------------------------------------------------------------------
+    # Called on every trial and step, and usually implemented by no plugin: a call with no
+    # implementation does nothing, so it is not made (pluggy's argument checks and call loop
+    # cost microseconds on every step) unless hook calls are traced, where it shows in the log.
+    def _listened(self, caller: Any) -> bool:
+        return self._tracing or bool(caller.get_hookimpls())
+
     def trial_started(self, experiment_id: str, trial_id: int, parameters: Mapping[str, Any], seed: int) -> None:
-        self.pm.hook.trial_started(experiment_id=experiment_id, trial_id=trial_id, parameters=parameters, seed=seed)
+        caller = self.pm.hook.trial_started
+        if self._listened(caller):
+            caller(experiment_id=experiment_id, trial_id=trial_id, parameters=parameters, seed=seed)
 
     def step_finished(self, experiment_id: str, trial_id: int, step: StepRun) -> None:
-        self.pm.hook.step_finished(experiment_id=experiment_id, trial_id=trial_id, step=step)
+        caller = self.pm.hook.step_finished
+        if self._listened(caller):
+            caller(experiment_id=experiment_id, trial_id=trial_id, step=step)
 
     def trial_finished(self, experiment_id: str, trial_id: int, record: Mapping[str, Any]) -> None:
-        self.pm.hook.trial_finished(experiment_id=experiment_id, trial_id=trial_id, record=record)
+        caller = self.pm.hook.trial_finished
+        if self._listened(caller):
+            caller(experiment_id=experiment_id, trial_id=trial_id, record=record)
 
     # ---- dashboard --------------------------------------------------------------------------------
     def register_routes(self, register: Callable[[str, str, Any], None]) -> None:

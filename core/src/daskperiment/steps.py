@@ -75,8 +75,8 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
     cached: str | None = None
     try:
         if spec.pure:  # hashed before the call: a step may mutate its inputs
-            step.input_hash = _hash((spec.name, args, kwargs))
-        digest = _cache_entry(spec, ctx, step.input_hash)
+            step.input_hash = host.hash_value((spec.name, args, kwargs))
+        digest = _cache_entry(spec, ctx, step.input_hash) if spec.cache else None
         payload = ctx.backend.load_cached(digest) if digest is not None else None
         if payload is not None:
             result, cached = _cached_output(spec, payload)
@@ -90,7 +90,7 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         if spec.persist:
             _persist(spec, ctx, result)
         input_hash = step.input_hash
-        output_hash = _hash(result) if spec.pure and input_hash is not None else None
+        output_hash = host.hash_value(result) if spec.pure and input_hash is not None else None
         if input_hash is not None and output_hash is not None:  # None: not hashable deterministically
             ctx.record_step_hash(spec.name, input_hash, output_hash, functools.partial(describe_call, args, kwargs))
         return result

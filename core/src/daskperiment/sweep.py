@@ -35,25 +35,25 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-import dask
 import numpy as np
 import pandas as pd
 from dask.callbacks import Callback
 from dask.delayed import Delayed
 from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
+from .backends import Backend
 from .context import TrialContext
-from .dask_compat import as_task_graph, distributed_client
-from .history import history_frame
+from .dask_compat import as_task_graph, compute_graph, distributed_client
+from .history import gc_paused, history_frame
 from .plugins import PluginHost, get_plugin_host
 from .records import SHOWN_FIELDS, TrialOutcome
 from .steps import StepSpec, run_step
 from .heartbeat import heartbeats
-from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete_all, failed, renamed_key,
-                    succeeded)
+from .trial import (StartedTrial, TrialPlan, TrialPlanner, TrialResult, begin, complete_all, failed, rebind,
+                    renamed_key, succeeded)
 
 __all__ = ["Sweep", "SweepPlanner", "TaskFailure", "expand_trials", "trial_seeds"]
 
@@ -200,21 +200,26 @@ class _Layout:
         signatures = [{key: repr([plan.bindings[p] for p in self.inputs[key]]) for key in self.shareable}
                       for plan in plans]
         counts = Counter((key, signature) for trial in signatures for key, signature in trial.items())
+        shared_keys: dict[tuple[Any, str], Any] = {}  #: each shared task's key, made once
         mappings, shared = [], []
         for i, trial in enumerate(signatures):
             mapping: dict[Any, Any] = {}
             names = []
+            suffix = f"-{token}-{i}"
             for key in self.keys:
                 signature = trial.get(key)
                 if signature is not None and counts[key, signature] > 1:
-                    digest = hashlib.blake2b(signature.encode(), digest_size=8).hexdigest()
-                    mapping[key] = renamed_key(key, f"-{token}-shared-{digest}")
+                    new = shared_keys.get((key, signature))
+                    if new is None:
+                        digest = hashlib.blake2b(signature.encode(), digest_size=8).hexdigest()
+                        new = shared_keys[key, signature] = renamed_key(key, f"-{token}-shared-{digest}")
+                    mapping[key] = new
                     if key in self.step_names:
                         names.append(self.step_names[key])
                 else:
-                    mapping[key] = renamed_key(key, f"-{token}-{i}")
+                    mapping[key] = renamed_key(key, suffix)
             mappings.append(mapping)
-            shared.append(tuple(dict.fromkeys(names)))
+            shared.append(tuple(dict.fromkeys(names)) if names else ())
         return mappings, shared
 
     def bind(self, plans: Sequence[TrialPlan], contexts: Sequence[TrialContext],
@@ -222,17 +227,49 @@ class _Layout:
         """The sweep's graph: per-trial tasks with their values inlined, shared tasks once (bound to the
         first trial using them), every task guarded by :func:`isolated`."""
         graph: dict[Any, GraphNode] = {}
+        guarded = self.guarded
         for plan, context, mapping in zip(plans, contexts, mappings):
-            subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in plan.bindings.items()}
-            subs[self.placeholder_key] = DataNode(None, context)
-            subs.update(mapping)
+            inlined = {key: DataNode(None, value) for key, value in plan.bindings.items()}
+            inlined[self.placeholder_key] = DataNode(None, context)
             for old, new in mapping.items():
                 if new not in graph:
-                    graph[new] = self.guarded[old].substitute(subs, key=new)
+                    graph[new] = rebind(guarded[old], new, inlined, mapping)
         return graph
 
 
 # ---- running it ------------------------------------------------------------------------------------
+class _CodeExport:
+    """:meth:`Backend.export_code` for every trial of a sweep, in a thread while the trials run.
+
+    The local backend writes one file (a hard link) per trial; ten thousand of them are
+    mostly waiting on the file system, which overlaps with the computation. The first
+    trial's is written at once, so an unwritable directory fails the sweep before it runs;
+    :meth:`finish` waits for the rest and raises the first error.
+    """
+
+    def __init__(self, backend: Backend, trial_ids: Sequence[int], text: str) -> None:
+        backend.export_code(trial_ids[0], text)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(backend, trial_ids[1:], text),
+                                        name="daskperiment-code-export", daemon=True)
+        self._thread.start()
+
+    def _run(self, backend: Backend, trial_ids: Sequence[int], text: str) -> None:
+        try:
+            for trial_id in trial_ids:
+                backend.export_code(trial_id, text)
+        except BaseException as exc:  # raised by finish(), in the sweep's thread
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def finish(self) -> None:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+
+
 class _Stop(Exception):
     """Raised from the scheduler callback to end a fail-fast sweep at its first failed trial."""
 
@@ -271,10 +308,13 @@ def _run_local(graph: dict[Any, GraphNode], finals: list[Any], fail_fast: bool, 
 
         callbacks.append(ProgressBar(out=sys.stderr))
     # Callbacks given to this computation only (Callback.active is process-wide: a sweep in another
-    # thread must not see ours); no graph optimisation, which could fuse away the keys we watch.
-    kwargs = {"optimize_graph": False, **dask_kwargs, "callbacks": {cb._callback for cb in callbacks}}
+    # thread must not see ours); no graph optimisation, which could fuse away the keys we watch
+    # (compute_graph runs the graph as it is unless optimize_graph=True is asked for).
+    kwargs = {**dask_kwargs, "callbacks": {cb._callback for cb in callbacks}}
+    if kwargs.get("optimize_graph") is False:
+        del kwargs["optimize_graph"]
     try:
-        dask.compute(Delayed(sink, graph), **kwargs)
+        compute_graph(graph, sink, kwargs)
     except _Stop:
         pass
 
@@ -334,9 +374,10 @@ class Sweep:
         base = result.parameters
         planner: SweepPlanner = result.planner  # type: ignore[assignment]
         self._planner = planner
-        self._trials = [{**base, **values} for values in trials]
-        self._plans = planner.plan_trials(result, self._trials, 0)
-        self._layout = _Layout(self._plans[0])
+        with gc_paused():  # thousands of plans, none of them cyclic garbage (see history.gc_paused)
+            self._trials = [{**base, **values} for values in trials]
+            self._plans = planner.plan_trials(result, self._trials, 0)
+            self._layout = _Layout(self._plans[0])
         self.id: str | None = None
         self.trial_ids: list[int] = []
 
@@ -366,29 +407,39 @@ class Sweep:
         host = get_plugin_host()
         seed = self._planner.choose_seed(seed)
         sweep_id = uuid.uuid4().hex
-        mappings, shared = self._layout.assign(self._plans, sweep_id[:12])
-        plans = [replace(plan, seed=trial_seed, sweep=sweep_id, shared_steps=steps)
-                 for plan, trial_seed, steps in zip(self._plans, trial_seeds(seed, len(self._plans)), shared)]
-        contexts = begin(plans, host)
-        self.id, self.trial_ids = sweep_id, [context.trial_id for context in contexts]
-        graph = self._layout.bind(plans, contexts, mappings)
-        trials = [StartedTrial(plan, context.trial_id, context, {}, mapping[self._layout.result_key])
-                  for plan, context, mapping in zip(plans, contexts, mappings)]
+        # The trials' keys, records, contexts and graph: hundreds of thousands of objects, none of them
+        # cyclic garbage, so the collector's passes over them are paused (never while steps run).
+        with gc_paused():
+            mappings, shared = self._layout.assign(self._plans, sweep_id[:12])
+            plans = [plan.running(trial_seed, sweep_id, steps)
+                     for plan, trial_seed, steps in zip(self._plans, trial_seeds(seed, len(self._plans)), shared)]
+            contexts = begin(plans, host, export_code=False)
+            self.id, self.trial_ids = sweep_id, [context.trial_id for context in contexts]
+            exporting = _CodeExport(plans[0].backend, self.trial_ids, plans[0].code_text)
+            graph = self._layout.bind(plans, contexts, mappings)
+            trials = [StartedTrial(plan, context.trial_id, context, {}, mapping[self._layout.result_key])
+                      for plan, context, mapping in zip(plans, contexts, mappings)]
         self._planner.trial_started(trials[0])  # code and environment are the same for every trial
         uses = Counter(key for mapping in mappings for key in mapping.values())
         logger.info("Started sweep %s: %d trials (ids %d-%d), %d tasks, %d of them shared by several trials",
                     sweep_id, len(trials), self.trial_ids[0], self.trial_ids[-1], len(graph),
                     sum(1 for n in uses.values() if n > 1))
-        with heartbeats.beating(trials[0].plan.backend, self.trial_ids):
-            outcomes = self._execute(host, seed, graph, trials, mappings, fail_fast, _show_progress(progress),
-                                     dask_kwargs)
-        columns: dict[str, list[Any]] = {field: [] for field in SHOWN_FIELDS}
-        for trial, outcome in zip(trials, outcomes):
-            columns["trial_id"].append(trial.trial_id)
-            columns["parameters"].append(trial.plan.parameters)
-            for field in SHOWN_FIELDS[2:]:
-                columns[field].append(outcome.get(field))
-        return history_frame(columns)
+        try:
+            with heartbeats.beating(trials[0].plan.backend, self.trial_ids):
+                outcomes = self._execute(host, seed, graph, trials, mappings, fail_fast, _show_progress(progress),
+                                         dask_kwargs)
+        except BaseException:
+            exporting.wait()
+            raise
+        exporting.finish()
+        with gc_paused():
+            columns: dict[str, list[Any]] = {field: [] for field in SHOWN_FIELDS}
+            for trial, outcome in zip(trials, outcomes):
+                columns["trial_id"].append(trial.trial_id)
+                columns["parameters"].append(trial.plan.parameters)
+                for field in SHOWN_FIELDS[2:]:
+                    columns[field].append(outcome.get(field))
+            return history_frame(columns)
 
     def _execute(self, host: PluginHost, seed: int, graph: dict[Any, GraphNode], trials: list[StartedTrial],
                  mappings: list[dict[Any, Any]], fail_fast: bool, progress: bool,
@@ -412,8 +463,9 @@ class Sweep:
             reason = f"the sweep was interrupted by {type(exc).__name__}({exc})"
             raise
         finally:
-            outcomes = complete_all(trials, host, [_outcome(results.get(i), started, reason)
-                                                   for i in range(len(trials))])
+            with gc_paused():
+                outcomes = complete_all(trials, host, [_outcome(results.get(i), started, reason)
+                                                       for i in range(len(trials))])
             _summarise(trials, outcomes)
         return outcomes
 

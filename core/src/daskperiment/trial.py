@@ -10,6 +10,7 @@ run many plans in one graph.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -17,18 +18,16 @@ import socket
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import dask
 from dask.delayed import Delayed
-from dask.task_spec import DataNode, GraphNode
+from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
 from .backends import Backend
 from .context import TrialContext, warn_impure
-from .dask_compat import as_task_graph
+from .dask_compat import as_task_graph, compute_graph
 from .errors import BackendUnavailableError
 from .plugins import PluginHost, get_plugin_host
 from .errors import UntrackedComputeError
@@ -37,7 +36,7 @@ from .heartbeat import heartbeats
 from .payloads import encode_result
 
 __all__ = ["StartedTrial", "TrialPlan", "TrialPlanner", "TrialResult", "begin", "bind_graph", "complete",
-           "complete_all", "execute", "failed", "generate_seed", "renamed_key", "run", "start", "succeeded"]
+           "complete_all", "execute", "failed", "generate_seed", "rebind", "renamed_key", "run", "start", "succeeded"]
 
 logger = logging.getLogger("daskperiment")
 
@@ -68,6 +67,13 @@ class TrialPlan:
     sweep: str | None = None  #: id of the sweep running this trial with others in one graph
     reproduces: int | None = None
     shared_steps: tuple[str, ...] = ()  #: steps computed once for this trial and others of its sweep
+
+    def running(self, seed: int, sweep: str, shared_steps: tuple[str, ...]) -> TrialPlan:
+        """This plan as one trial of sweep ``sweep`` with its own seed: ``dataclasses.replace``
+        without re-running ``__init__`` (a sweep makes thousands)."""
+        plan = object.__new__(TrialPlan)
+        plan.__dict__.update(self.__dict__, seed=seed, sweep=sweep, shared_steps=shared_steps)
+        return plan
 
     def start_record(self) -> TrialStart:
         now = time.time()
@@ -117,7 +123,7 @@ class TrialResult(Delayed):
         object.__setattr__(self, "step", step)  #: the name of the result step
 
     def compute(self, seed: int | None = None, **kwargs: Any) -> Any:
-        """Run one trial and return its result; ``kwargs`` go to :func:`dask.compute`."""
+        """Run one trial and return its result; ``kwargs`` as :func:`dask.compute` takes them (``scheduler=``, …)."""
         planner: TrialPlanner = self._planner
         return run(planner.plan(self, self._overrides, seed), dask_kwargs=kwargs,
                    on_started=planner.trial_started)
@@ -160,6 +166,21 @@ class TrialResult(Delayed):
         return (Delayed, (self.key, self.dask))
 
 
+#: Suffixes of bound graphs' keys: unique across processes (a random token per process) and
+#: within one (a counter), without a ``uuid4`` per trial.
+_PROCESS_TOKEN = secrets.token_hex(4)
+_bound = itertools.count()
+
+
+def _new_process_token() -> None:
+    global _PROCESS_TOKEN
+    _PROCESS_TOKEN = secrets.token_hex(4)  # a forked child must not repeat its parent's keys
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_process_token)
+
+
 def renamed_key(key: Any, suffix: str) -> Any:
     return (f"{key[0]}{suffix}", *key[1:]) if isinstance(key, tuple) else f"{key}{suffix}"
 
@@ -175,26 +196,70 @@ def bind_graph(graph: Mapping[Any, Any], values: Mapping[Any, Any],
     """
     tasks = as_task_graph(graph)
     renames = {key: renamed_key(key, suffix) for key in tasks if key not in values}
-    subs: dict[Any, Any] = {key: DataNode(None, value) for key, value in values.items() if key in tasks}
-    subs.update(renames)
-    return {new: tasks[old].substitute(subs, key=new) for old, new in renames.items()}, renames
+    inlined = {key: DataNode(None, value) for key, value in values.items() if key in tasks}
+    return {new: rebind(tasks[old], new, inlined, renames) for old, new in renames.items()}, renames
 
 
-def begin(plans: Sequence[TrialPlan], host: PluginHost) -> list[TrialContext]:
+def rebind(node: GraphNode, key: Any, inlined: Mapping[Any, DataNode], renames: Mapping[Any, Any]) -> GraphNode:
+    """``node`` under ``key``, its references to ``inlined`` keys replaced by their nodes and the others
+    renamed by ``renames``: what ``node.substitute({**inlined, **renames}, key=key)`` gives.
+
+    A task whose arguments are references or constants (every step call: a sweep binds
+    thousands) is rebuilt here directly, several times faster than Dask's general
+    substitution, which walks nested arguments and compares every substitution; any other
+    node is left to it.
+    """
+    if type(node) is Task:
+        args = _rebound(node.args, inlined, renames)
+        kwargs = _rebound(tuple(node.kwargs.values()), inlined, renames)
+        if args is not None and kwargs is not None:
+            return Task(key, node.func, *args, _data_producer=node.data_producer,
+                        **dict(zip(node.kwargs, kwargs)))
+    return node.substitute({**inlined, **renames}, key=key)
+
+
+def _rebound(args: tuple[Any, ...], inlined: Mapping[Any, DataNode], renames: Mapping[Any, Any]
+             ) -> list[Any] | None:
+    """``args`` with each reference substituted, or ``None`` when one is a nested node (a list of
+    Delayed, say) that only Dask's substitution handles."""
+    out: list[Any] = []
+    for arg in args:
+        if isinstance(arg, TaskRef):
+            ref = arg.key
+            node = inlined.get(ref)
+            if node is not None:
+                out.append(node)
+            elif ref in renames:
+                out.append(TaskRef(renames[ref]))
+            else:
+                out.append(arg)  # not ours (a distributed Future, say): kept as it is
+        elif isinstance(arg, GraphNode) and arg.dependencies:
+            return None
+        else:
+            out.append(arg)
+    return out
+
+
+def begin(plans: Sequence[TrialPlan], host: PluginHost, *, export_code: bool = True) -> list[TrialContext]:
     """Allocate the ids of ``plans`` (one backend call), store their start records, tell the plugins.
 
     Every plan must use the same backend (the trials of one experiment). Returns each
-    trial's context, in the order of ``plans``.
+    trial's context, in the order of ``plans``. ``export_code=False`` leaves
+    :meth:`Backend.export_code` to the caller (a sweep calls it while its trials run).
     """
     if not plans:
         return []
     backend = plans[0].backend
-    trial_ids = backend.start_trials([plan.start_record() for plan in plans])
+    if len(plans) == 1:  # one statement, where a batch needs a transaction
+        trial_ids = [backend.start_trial(plans[0].start_record())]
+    else:
+        trial_ids = backend.start_trials([plan.start_record() for plan in plans])
     contexts = []
     for plan, trial_id in zip(plans, trial_ids):
         host.trial_started(experiment_id=plan.experiment_id, trial_id=trial_id, parameters=plan.parameters,
                            seed=plan.seed)
-        backend.export_code(trial_id, plan.code_text)
+        if export_code:
+            backend.export_code(trial_id, plan.code_text)
         contexts.append(TrialContext(plan.experiment_id, trial_id, backend, plan.seed))
     return contexts
 
@@ -205,15 +270,15 @@ def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
     trial_id = context.trial_id
     logger.info("Started Experiment (trial id=%d)", trial_id)
     values = {**plan.bindings, plan.placeholder_key: context}
-    graph, keys = bind_graph(plan.graph, values, f"-trial{trial_id}-{uuid.uuid4().hex[:8]}")
+    graph, keys = bind_graph(plan.graph, values, f"-trial{trial_id}-{_PROCESS_TOKEN}{next(_bound)}")
     return StartedTrial(plan, trial_id, context, graph, keys[plan.result_key])
 
 
 def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any]) -> Any:
-    """Seed the driver and compute the trial's graph on any Dask scheduler."""
+    """Seed the driver and compute the trial's graph on any Dask scheduler (see :func:`compute_graph`)."""
     host.seed_random_state(trial.plan.seed)
     trial.started = time.perf_counter()
-    return dask.compute(Delayed(trial.result_key, trial.graph), **dask_kwargs)[0]
+    return compute_graph(trial.graph, trial.result_key, dask_kwargs)
 
 
 def succeeded(value: Any) -> TrialOutcome:

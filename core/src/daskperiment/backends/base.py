@@ -270,7 +270,10 @@ class Backend(abc.ABC):
         """The document stored under ``(kind, digest)``, or ``None``."""
 
     def export_code(self, trial_id: int, text: str) -> None:
-        """Optionally keep the trial's code as a plain file (the local backend does, for diff tools)."""
+        """Optionally keep the trial's code as a plain file (the local backend does, for diff tools).
+
+        A sweep calls it from a thread of its own while its trials run.
+        """
 
     # ---- step cache (optional) ------------------------------------------------------
     #: Whether this backend implements the four step-cache methods below; without them

@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS purity (
 #: New purity entries (per process) between two prunings of the purity record to its limit.
 PRUNE_EVERY = 1_000
 
+#: Values bound in one ``IN (...)`` list: SQLite allows 32,766 variables per statement.
+QUERY_VARIABLES = 10_000
+
 #: Columns added after the first release, for databases created before them: (table, column, type).
 #: ``metrics.value_dtype`` is NULL for batches stored before it, which were all float64.
 #: ``trials.result_file`` names the file under ``results/`` holding a large result's bytes.
@@ -87,8 +90,12 @@ ADDED_COLUMNS = (("trials", "sweep", "TEXT"), ("trials", "result_step", "TEXT"),
 FILE_POINTS = 1 << 16
 
 
+#: One compact encoder for every row (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _initialise(conn: sqlite3.Connection) -> None:
@@ -569,20 +576,20 @@ class LocalBackend(Backend):
     def export_code(self, trial_id: int, text: str) -> None:
         """``code/<id>_<trial>.py``: a hard link to one file per distinct code (one syscall a trial)."""
         self._check_writable()
-        data = text.encode()
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        code_dir = os.path.join(self.path, "code")
-        blob = os.path.join(code_dir, ".by-digest", f"{digest}.py")
-        target = os.path.join(code_dir, f"{self.experiment_id}_{int(trial_id)}.py")
-        if getattr(self._local, "code_blob", None) != blob and not os.path.exists(blob):
-            self._write_file(f"code/.by-digest/{digest}.py", data)
+        known = getattr(self._local, "code", None)  # (text, its bytes, its blob path) of the last call
+        if known is None or known[0] is not text and known[0] != text:
+            data = text.encode()
+            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            known = self._local.code = (text, data, os.path.join(self.path, "code", ".by-digest", f"{digest}.py"))
+            if not os.path.exists(known[2]):
+                self._write_file(f"code/.by-digest/{digest}.py", data)
+        _, data, blob = known
+        name = f"{self.experiment_id}_{int(trial_id)}.py"
         try:
-            os.link(blob, target)
+            os.link(blob, os.path.join(os.path.dirname(os.path.dirname(blob)), name))
         except OSError:  # the blob was removed behind our back, or no hard links here: copy
-            self._write_file(f"code/{os.path.basename(target)}", data)
-            self._local.code_blob = None
-        else:
-            self._local.code_blob = blob
+            self._write_file(f"code/{name}", data)
+            self._local.code = None  # look for the blob again next time
 
     # ---- step cache ---------------------------------------------------------------------
     supports_cache = True
@@ -671,7 +678,7 @@ class LocalBackend(Backend):
         columns = [self._outcome_columns(trial_id, outcome) for trial_id, outcome, _ in trials]
 
         def all_of_them(db: sqlite3.Connection) -> list[list[str | None]]:
-            answers = [self._swap_in_transaction(db, hashes) if hashes else [] for _, _, hashes in trials]
+            answers = self._swap_batches(db, [hashes for _, _, hashes in trials])
             if columns:  # every trial has the same columns: one statement for all
                 db.executemany(f"UPDATE trials SET {', '.join(f'{f} = ?' for f in columns[0])} WHERE trial_id = ?",
                                [[*values.values(), trial_id] for (trial_id, _, _), values in zip(trials, columns)])
@@ -696,27 +703,53 @@ class LocalBackend(Backend):
         return result
 
     def _swap_in_transaction(self, db: sqlite3.Connection, entries: list[tuple[str, str, str]]) -> list[str | None]:
-        """Read the previous outputs, then upsert with a fresh ``seq`` (recency: pruning keeps the
-        newest inputs of a step). Pruning sorts a step's entries, so it runs once per
-        :data:`PRUNE_EVERY` new entries of this process, not on every trial."""
+        return self._swap_batches(db, [entries])[0]
+
+    def _swap_batches(self, db: sqlite3.Connection, batches: Sequence[list[tuple[str, str, str]]]
+                      ) -> list[list[str | None]]:
+        """Each batch's previous outputs, in order (a later entry, of its batch or a later one, sees an
+        earlier one), then the upserts. The previous outputs are read with one query per step and
+        every key is written once with its last output and a fresh ``seq`` (recency: pruning keeps
+        the newest inputs of a step) — a sweep's end costs a few statements, not three per trial.
+        Pruning sorts a step's entries, so it runs once per :data:`PRUNE_EVERY` new entries of this
+        process, not on every trial."""
+        entries = [entry for batch in batches for entry in batch]
+        if not entries:
+            return [[] for _ in batches]
         known: dict[tuple[str, str], str | None] = {}
-        previous: list[str | None] = []
-        for step, input_hash, output_hash in entries:  # a later entry sees an earlier one
+        by_step: dict[str, list[str]] = {}
+        for step, input_hash, _ in entries:
             if (step, input_hash) not in known:
-                row = db.execute("SELECT output_hash FROM purity WHERE step = ? AND input_hash = ?",
-                                 (step, input_hash)).fetchone()
-                known[(step, input_hash)] = row[0] if row else None
-            previous.append(known[(step, input_hash)])
-            known[(step, input_hash)] = output_hash
+                known[(step, input_hash)] = None
+                by_step.setdefault(step, []).append(input_hash)
+        for step, inputs in by_step.items():
+            for start in range(0, len(inputs), QUERY_VARIABLES):
+                chunk = inputs[start:start + QUERY_VARIABLES]
+                known.update(((step, input_hash), output_hash) for input_hash, output_hash in db.execute(
+                    f"SELECT input_hash, output_hash FROM purity WHERE step = ? AND input_hash IN "
+                    f"({', '.join('?' * len(chunk))})", (step, *chunk)))
+        answers: list[list[str | None]] = []
+        last: dict[tuple[str, str], int] = {}
+        i = 0
+        for batch in batches:
+            previous: list[str | None] = []
+            for step, input_hash, output_hash in batch:
+                previous.append(known[(step, input_hash)])
+                known[(step, input_hash)] = output_hash
+                last[(step, input_hash)] = i
+                i += 1
+            answers.append(previous)
         seq = time.time_ns()
+        # written in key order (the table's B-tree order: far fewer page splits than hash order); the
+        # seq of each key still follows the order of its last entry
         db.executemany("INSERT INTO purity (step, input_hash, output_hash, seq) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT DO UPDATE SET output_hash = excluded.output_hash, seq = excluded.seq",
-                       [(step, input_hash, output_hash, seq + i) for i, (step, input_hash, output_hash)
-                        in enumerate(entries)])
+                       [(step, input_hash, known[(step, input_hash)], seq + i)
+                        for (step, input_hash), i in sorted(last.items())])
         self._local.unpruned = getattr(self._local, "unpruned", 0) + len(entries)
         if self._local.unpruned >= PRUNE_EVERY:
             self._local.unpruned = 0
-            for step in {e[0] for e in entries}:
+            for step in by_step:
                 db.execute("DELETE FROM purity WHERE step = ? AND seq <= (SELECT seq FROM purity WHERE step = ? "
                            "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (step, step, STEP_HASH_LIMIT))
-        return previous
+        return answers
