@@ -15,7 +15,7 @@ from typing import Any
 
 from dask.task_spec import GraphNode
 
-__all__ = ["as_task_graph", "distributed_client"]
+__all__ = ["as_task_graph", "distributed_client", "replace_local_result"]
 
 
 def as_task_graph(graph: Mapping[Any, Any]) -> dict[Any, GraphNode]:
@@ -44,3 +44,16 @@ def distributed_client(scheduler: Any = None) -> Any:
     get = get_scheduler(scheduler=scheduler)
     client = getattr(get, "__self__", None)
     return client if isinstance(client, Client) else None
+
+
+def replace_local_result(state: Any, key: Any, value: Any) -> None:
+    """Make Dask's local scheduler hold ``value`` as the result of ``key`` from now on.
+
+    A scheduler callback's ``state`` holds finished results in ``state["cache"]`` until
+    their dependents ran; a sweep takes each trial's records out of its value as it
+    arrives, so the scheduler need not keep them until the sweep ends (undocumented
+    key: without it, the records are only held longer).
+    """
+    cache = state.get("cache") if isinstance(state, dict) else None
+    if isinstance(cache, dict) and key in cache:
+        cache[key] = value

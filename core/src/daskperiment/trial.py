@@ -26,6 +26,7 @@ import dask
 from dask.delayed import Delayed
 from dask.task_spec import DataNode, GraphNode
 
+from . import relay
 from .backends import Backend
 from .context import TrialContext, warn_impure
 from .dask_compat import as_task_graph
@@ -210,10 +211,22 @@ def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
 
 
 def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any]) -> Any:
-    """Seed the driver and compute the trial's graph on any Dask scheduler."""
+    """Seed the driver and compute the trial's graph on any Dask scheduler.
+
+    On a scheduler that may run steps in other processes, the graph's tasks are relayed:
+    what the steps record comes back with the value (or the error) and is written here.
+    """
     host.seed_random_state(trial.plan.seed)
     trial.started = time.perf_counter()
-    return dask.compute(Delayed(trial.result_key, trial.graph), **dask_kwargs)[0]
+    if not relay.crosses_processes(dask_kwargs):
+        return dask.compute(Delayed(trial.result_key, trial.graph), **dask_kwargs)[0]
+    receiver = relay.Receiver(trial.plan.backend, {trial.trial_id: trial.context})
+    try:
+        value = dask.compute(Delayed(trial.result_key, relay.wrap_graph(trial.graph)), **dask_kwargs)[0]
+    except BaseException as exc:
+        receiver.take_error(exc)
+        raise
+    return receiver.take(value)
 
 
 def succeeded(value: Any) -> TrialOutcome:
