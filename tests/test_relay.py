@@ -250,7 +250,7 @@ def test_a_worker_killed_mid_sweep_leaves_every_trial_recorded():
         frame = ex.sweep(slow(d), d=list(range(30))).compute(scheduler=client)
     assert len(frame) == 30 and len(ex.get_history()) == 30
     ok = frame["Success"]
-    lost = frame["Description"].fillna("").str.match(r"(KilledWorker|Cancelled: )")
+    lost = frame["Description"].astype(object).fillna("").str.match(r"(KilledWorker|Cancelled: )")
     assert (ok | lost).all(), frame.loc[~(ok | lost), "Description"].tolist()
     assert ok.sum() >= 15  # the surviving worker finishes the rest
     succeeded = [int(t) for t in frame.index[ok]]
