@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import daskperiment
-from daskperiment.relay import Outbox, Receiver, Relayed, relayed
+from daskperiment.relay import Outbox, Receiver, Relayed, crosses_processes, relayed
 
 distributed = pytest.importorskip("distributed")
 
@@ -82,6 +82,14 @@ def test_the_receiver_writes_each_outbox_once_joining_metric_batches():
     assert [step for step, _ in sink.steps] == ["a", "b"]
     (key, epochs, values), = sink.metrics  # one write for the trial's metric
     assert key == "loss" and epochs.tolist() == [0, 1, 2, 3] and values.tolist() == [0, 0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize("kwargs, relaying", [
+    ({}, False), ({"scheduler": "threads"}, False), ({"scheduler": "sync"}, False),
+    ({"scheduler": "processes"}, True),
+])
+def test_only_schedulers_that_may_leave_the_process_are_relayed(kwargs, relaying):
+    assert crosses_processes(kwargs) is relaying
 
 
 # ---- on a cluster whose workers cannot touch the driver's disk --------------------------------------------
