@@ -303,6 +303,14 @@ def _value(future: Any) -> Any:
         return TaskFailure(failed(exc))
 
 
+def _values(client: Any, futures: list[Any]) -> list[Any]:
+    """The values of finished futures in one round trip; one by one (:func:`_value`) when one errs."""
+    try:
+        return list(client.gather(futures))
+    except Exception:  # noqa: BLE001 - each future's own error fails its trial only
+        return [_value(future) for future in futures]
+
+
 def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any], trial_keys: list[Any],
                      fail_fast: bool, progress: bool, into: dict[int, tuple[Any, float]],
                      receiver: relay.Receiver) -> None:
@@ -321,13 +329,14 @@ def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any]
         bar.start()
     pending = set(futures)
     try:
-        for future in as_completed(futures):
-            pending.discard(future)
-            value = receiver.take(_value(future))
-            future.release()
-            into[index[future.key]] = (value, time.perf_counter())
-            if fail_fast and isinstance(value, TaskFailure):
-                break
+        for batch in as_completed(futures).batches():  # one gather per batch of trials done meanwhile
+            for future, value in zip(batch, _values(client, batch)):
+                pending.discard(future)
+                value = receiver.take(value)
+                future.release()
+                into[index[future.key]] = (value, time.perf_counter())
+                if fail_fast and isinstance(value, TaskFailure):
+                    return
     finally:
         for future in pending:
             if future.status == "finished":
