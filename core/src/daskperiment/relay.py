@@ -39,8 +39,8 @@ from .records import StepRecord
 if TYPE_CHECKING:
     from .backends import Backend
 
-__all__ = ["ERROR_ATTRIBUTE", "Outbox", "Receiver", "Relayed", "TrialSink", "active", "crosses_processes", "relayed", "wrap",
-           "wrap_graph"]
+__all__ = ["ERROR_ATTRIBUTE", "Outbox", "Receiver", "Relayed", "TrialSink", "active", "crosses_processes",
+           "relayed", "wrap", "wrap_graph"]
 
 logger = logging.getLogger(__name__)
 
