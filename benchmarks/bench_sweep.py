@@ -186,8 +186,12 @@ def threaded(root: pathlib.Path, n: int) -> dict[str, Any]:
             "one_by_one_over_sweep": one_by_one / sweep, "floor_one_by_one_over_sweep": 5.0}
 
 
-def one_graph(root: pathlib.Path, n: int, rounds: int) -> dict[str, float]:
-    """On the current cluster: ``n`` CPU-bound trials as one ``ex.sweep`` vs the bare steps in one graph."""
+def one_graph(root: pathlib.Path, n: int, rounds: int, reps: int = 1) -> dict[str, float]:
+    """On the current cluster: ``n`` CPU-bound trials as one ``ex.sweep`` vs the bare steps in one graph.
+
+    ``reps`` pairs (untracked, then tracked, back to back): the ratio is the median of the pairs'
+    ratios, so a machine whose load drifts between pairs still compares like with like.
+    """
     import dask
     import daskperiment
 
@@ -199,18 +203,22 @@ def one_graph(root: pathlib.Path, n: int, rounds: int) -> dict[str, float]:
         return cpu_work(seed, rounds)
 
     ex.sweep(score(seed), seed=[0, 1]).compute(seed=1, progress=False)  # warm: environment, workers
-    t0 = time.perf_counter()
-    dask.compute(*[dask.delayed(cpu_work)(i, rounds) for i in range(n)])
-    bare = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    frame = ex.sweep(score(seed), seed=list(range(n))).compute(seed=1, progress=False)
-    ours = time.perf_counter() - t0
-    if len(frame) != n or not frame["Success"].all():
-        raise RuntimeError(f"the cluster sweep recorded {len(frame)} trials")
-    return {"untracked": bare, "sweep": ours, "sweep_over_untracked": ours / bare, "floor": 1.05}
+    bares, ours = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        dask.compute(*[dask.delayed(cpu_work)(i, rounds) for i in range(n)])
+        bares.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        frame = ex.sweep(score(seed), seed=list(range(n))).compute(seed=1, progress=False)
+        ours.append(time.perf_counter() - t0)
+        if len(frame) != n or not frame["Success"].all():
+            raise RuntimeError(f"the cluster sweep recorded {len(frame)} trials")
+    return {"untracked": statistics.median(bares), "sweep": statistics.median(ours),
+            "sweep_over_untracked": statistics.median(o / b for o, b in zip(ours, bares)), "reps": reps,
+            "floor": 1.05}
 
 
-def measure(n: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+def measure(n: int, workers: tuple[int, ...] = (1, 2), reps: int = 1) -> dict[str, Any]:
     """The sweep's JSON: untracked then tracked on a fresh LocalCluster per size in ``workers``."""
     from distributed import Client, LocalCluster
 
@@ -232,7 +240,7 @@ def measure(n: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
             out["wall_s"][str(count)] = {"untracked": bare, "tracked": ours,
                                          "overhead_share": (ours - bare) / ours}
             log.info("%d worker(s): one graph", count)
-            out.setdefault("one_graph", {})[str(count)] = one_graph(pathlib.Path(tmp) / "one_graph", n, rounds)
+            out.setdefault("one_graph", {})[str(count)] = one_graph(pathlib.Path(tmp) / "one_graph", n, rounds, reps)
     graphs = out.get("one_graph", {})
     if "1" in graphs and "2" in graphs:
         out["one_graph_speedup"] = {kind: graphs["1"][kind] / graphs["2"][kind] for kind in ("sweep", "untracked")}
@@ -249,13 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, help="also write the JSON to this file")
     parser.add_argument("--threaded-n", type=int, help="quickstart trials on threads (default 10 × --n: 10,000)")
     parser.add_argument("--only", choices=("threaded", "cluster"), help="one of the two parts")
+    parser.add_argument("--reps", type=int, default=1,
+                        help="cluster one-graph pairs (untracked, sweep) per cluster size; median ratio (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     n = args.n if args.n is not None else (20 if args.quick else 1_000)
     threaded_n = args.threaded_n if args.threaded_n is not None else 10 * n  # 10,000 by default, 200 with --quick
-    out: dict[str, Any] = measure(n) if args.only != "threaded" else {"n": 0, "wall_s": {}}
+    out: dict[str, Any] = measure(n, reps=args.reps) if args.only != "threaded" else {"n": 0, "wall_s": {}}
     if args.only != "cluster":
         with tempfile.TemporaryDirectory() as tmp:
             out["threaded"] = threaded(pathlib.Path(tmp), threaded_n)

@@ -161,6 +161,15 @@ def test_sweep_runs_on_a_local_cluster(tmp_path):
     assert threaded["sweep_s"] > 0 and threaded["untracked_graph_s"] > 0 and threaded["one_by_one_s"] > 0
 
 
+def test_sweep_memory_benchmark_reports_the_peak_next_to_its_floors(tmp_path):
+    result = _json_line([str(BENCHMARKS / "bench_sweep_memory.py"), "--n", "20", "--points", "10", "--only",
+                         "threads"], tmp_path)
+    assert result["n"] == 20 and result["raw_points_bytes"] == 20 * 10 * 16
+    figures = result["variants"]["threads"]
+    for kind in ("tracked", "untracked"):
+        assert figures[kind]["peak_growth_bytes"] >= 0 and figures[kind]["wall_s"] > 0
+
+
 def test_cache_benchmark_runs_and_reports_the_ratio(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "bench_cache.py"), "--quick"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=300, check=False)

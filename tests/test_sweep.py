@@ -284,7 +284,7 @@ def test_sweep_on_a_process_cluster(counted, client):
         alone = result.with_parameters(a=int(row["a"]), b=int(row["b"])).compute(seed=int(seeds[trial_id]),
                                                                                 scheduler="sync")
         assert alone == row["Result"]
-    assert ex.load_metric("loss", trial_id=list(frame.index)).shape == (3, 6)  # written by the workers
+    assert ex.load_metric("loss", trial_id=list(frame.index)).shape == (3, 6)  # sent back by the workers
 
 
 def test_failures_and_fail_fast_on_a_process_cluster(client):

@@ -14,8 +14,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .metrics import MetricBuffer
 from .records import StepRecord
+from .relay import Outbox, active
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -32,12 +35,15 @@ current_trial: contextvars.ContextVar[TrialContext | None] = contextvars.Context
 class TrialContext:
     """What a step needs to record into its trial. Picklable; cheap to copy.
 
-    In the process that started the trial (``is_origin``), step purity records
-    are collected and written once at trial end; in any other process (a Dask
-    worker) they are written by the step itself.
+    In the process that started the trial (``is_origin``), step purity records and
+    call records are collected and written once at trial end. In any other process (a
+    Dask worker) a step records through :meth:`relaying`: into the outbox of the task
+    running it, which carries everything back to the driver (:mod:`daskperiment.relay`),
+    so the driver stays the only writer of the backend.
     """
 
-    __slots__ = ("experiment_id", "trial_id", "backend", "seed", "metrics", "step_hashes", "steps", "is_origin")
+    __slots__ = ("experiment_id", "trial_id", "backend", "seed", "metrics", "step_hashes", "steps", "is_origin",
+                 "outbox")
 
     def __init__(self, experiment_id: str, trial_id: int, backend: Backend, seed: int) -> None:
         self.experiment_id = experiment_id
@@ -48,6 +54,7 @@ class TrialContext:
         self.step_hashes: list[PurityEntry] = []
         self.steps: dict[str, list[StepRecord]] = {}
         self.is_origin = True
+        self.outbox: Outbox | None = None  #: where a step away from the driver records (see relaying)
 
     def __getstate__(self) -> tuple[str, int, Backend, int]:
         return (self.experiment_id, self.trial_id, self.backend, self.seed)
@@ -58,30 +65,70 @@ class TrialContext:
         self.step_hashes = []
         self.steps = {}
         self.is_origin = False
+        self.outbox = None
 
     def __repr__(self) -> str:
         return f"TrialContext({self.experiment_id!r}, trial_id={self.trial_id}, pid={os.getpid()})"
 
+    def relaying(self) -> TrialContext:
+        """The context a step running away from the driver records through: a copy writing into
+        the outbox of the relayed task running it (:func:`daskperiment.relay.relayed`).
+
+        Without one (a graph some other path shipped to this process), the step keeps writing
+        the backend itself, as it must be able to then.
+        """
+        box = active()
+        if self.is_origin or box is None:
+            return self
+        copy = TrialContext.__new__(TrialContext)
+        copy.experiment_id, copy.trial_id, copy.backend, copy.seed = (
+            self.experiment_id, self.trial_id, self.backend, self.seed)
+        copy.metrics = MetricBuffer(box, self.trial_id)
+        copy.step_hashes, copy.steps, copy.is_origin, copy.outbox = [], {}, False, box
+        return copy
+
     def record_step_hash(self, step: str, input_hash: str, output_hash: str, call: Callable[[], str]) -> None:
         """Remember a step's input/output hashes for the purity check.
 
-        ``call`` describes the call's arguments for the warning; it is only called when
-        the check fails (building the description costs more than the check itself).
+        ``call`` describes the call's arguments for the warning; in the driver it is only
+        called when the check fails (building the description costs more than the check
+        itself); a relaying step sends the description along, its arguments stay here.
         """
         if self.is_origin:
             self.step_hashes.append((step, input_hash, output_hash, call))
+        elif self.outbox is not None:
+            self.outbox.hashes.append((self.trial_id, step, input_hash, output_hash, call()))
         else:
             check_purity(self.backend, [(step, input_hash, output_hash, call)])
-
 
     def record_step(self, step: str, record: StepRecord) -> None:
         """Keep one call of ``step`` for the trial's outcome (``TrialOutcome.steps``).
 
-        Only calls in the trial's own process reach the outcome: a Dask worker in another
-        process holds a copy of this context, and what it records there stays there.
+        Calls away from the driver reach the outcome through the outbox; without one (see
+        :meth:`relaying`) what a copy of this context records in another process stays there.
         """
         if self.is_origin:
             self.steps.setdefault(step, []).append(record)
+        elif self.outbox is not None:
+            self.outbox.steps.append((self.trial_id, step, record))
+
+    def write_metrics(self, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        """Write points now, after those buffered so far (how the driver writes relayed points)."""
+        self.metrics.write(key, epochs, values)
+
+    def save_persisted(self, step: str, payload: bytes) -> None:
+        """Store a ``@ex.persist`` step's encoded output (through the outbox when relaying)."""
+        if self.outbox is not None:
+            self.outbox.persisted.append((self.trial_id, step, payload))
+        else:
+            self.backend.save_persisted(step, self.trial_id, payload)
+
+    def save_cached(self, digest: str, payload: bytes) -> None:
+        """Store a step-cache entry (through the outbox when relaying: the driver writes it)."""
+        if self.outbox is not None:
+            self.outbox.cached.append((digest, payload))
+        else:
+            self.backend.save_cached(digest, payload)
 
 
 def check_purity(backend: Backend, entries: list[PurityEntry]) -> None:

@@ -19,7 +19,7 @@ import dask
 from dask.delayed import Delayed
 from dask.task_spec import GraphNode
 
-__all__ = ["as_task_graph", "compute_graph", "distributed_client"]
+__all__ = ["as_task_graph", "compute_graph", "distributed_client", "replace_local_result"]
 
 #: ``dask.compute`` keywords that change what is computed, not where: with any of them the graph
 #: goes through ``dask.compute`` itself.
@@ -81,3 +81,16 @@ def compute_graph(graph: dict[Any, GraphNode], key: Any, dask_kwargs: Mapping[st
         return dask.compute(collection, **dask_kwargs)[0]
     with shorten_traceback():
         return get(graph, key, **kwargs)
+
+
+def replace_local_result(state: Any, key: Any, value: Any) -> None:
+    """Make Dask's local scheduler hold ``value`` as the result of ``key`` from now on.
+
+    A scheduler callback's ``state`` holds finished results in ``state["cache"]`` until
+    their dependents ran; a sweep takes each trial's records out of its value as it
+    arrives, so the scheduler need not keep them until the sweep ends (undocumented
+    key: without it, the records are only held longer).
+    """
+    cache = state.get("cache") if isinstance(state, dict) else None
+    if isinstance(cache, dict) and key in cache:
+        cache[key] = value

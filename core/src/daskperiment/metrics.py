@@ -21,14 +21,11 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import InvalidArgumentError
-
-if TYPE_CHECKING:
-    from .backends import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +92,14 @@ def _value_dtype(values: np.ndarray) -> np.ndarray:
     return values.astype("<f8" if values.dtype.kind == "f" else "<i8", copy=False)
 
 
+class MetricSink(Protocol):
+    """Where a buffer writes: the backend, or the outbox of a step away from the driver
+    (:class:`daskperiment.relay.Outbox`, which carries the points back to the driver)."""
+
+    def save_metrics(self, trial_id: int, key: str, epochs: np.ndarray, values: np.ndarray) -> None:
+        """Append a batch of points of one metric of one trial."""
+
+
 class MetricBuffer:
     """Points of one trial not yet written; safe against the flusher thread.
 
@@ -105,7 +110,7 @@ class MetricBuffer:
 
     __slots__ = ("backend", "trial_id", "series", "pending", "error", "_lock", "__weakref__")
 
-    def __init__(self, backend: Backend, trial_id: int) -> None:
+    def __init__(self, backend: MetricSink, trial_id: int) -> None:
         self.backend = backend
         self.trial_id = trial_id
         self.series: dict[str, tuple[list[Any], list[Any]]] = {}

@@ -66,7 +66,7 @@ class TrialOutcome(TypedDict, total=False):
     result_type: str | None  #: ``str(type(result))``
     description: str | None  #: ``"ZeroDivisionError(division by zero)"`` for a failed trial
     traceback: str | None
-    steps: dict[str, list[StepRecord]] | None  #: step name → its calls in this trial, in the trial's process
+    steps: dict[str, list[StepRecord]] | None  #: step name → its calls in this trial (on workers too)
 
 
 class StepRecord(TypedDict, total=False):

@@ -66,6 +66,8 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
                 "s.compute() for one trial, ex.sweep(s, ...).compute() for many.")
         return spec.func(*args, **kwargs)
     host = get_plugin_host()
+    if not ctx.is_origin:  # away from the driver: record into the running task's outbox
+        ctx = ctx.relaying()
     token = current_trial.set(ctx)
     step = StepCall(spec.name, ctx.seed, args, kwargs, _hash)
     step_token = current_step.set(step)
@@ -77,7 +79,7 @@ def run_step(spec: StepSpec, ctx: TrialContext | None, *args: Any, **kwargs: Any
         if spec.pure:  # hashed before the call: a step may mutate its inputs
             step.input_hash = host.hash_value((spec.name, args, kwargs))
         digest = _cache_entry(spec, ctx, step.input_hash) if spec.cache else None
-        payload = ctx.backend.load_cached(digest) if digest is not None else None
+        payload = _load_cached(ctx, digest) if digest is not None else None
         if payload is not None:
             result, cached = _cached_output(spec, payload)
             if cached is None and digest is not None:
@@ -126,6 +128,26 @@ def _cache_entry(spec: StepSpec, ctx: TrialContext, input_hash: str | None) -> s
 _warned_no_cache: set[str] = set()
 
 
+def _load_cached(ctx: TrialContext, digest: str) -> bytes | None:
+    """The cached output of a call, read from the backend. A relaying step on a worker that
+    cannot reach the backend (the driver's local directory, say) runs without it: one log
+    line per process, and the outputs it computes still reach the cache through the driver."""
+    if ctx.outbox is None:
+        return ctx.backend.load_cached(digest)
+    if ctx.backend.uri in _unreachable_cache:
+        return None
+    try:
+        return ctx.backend.load_cached(digest)
+    except Exception as exc:  # noqa: BLE001 - a cache read may always fall back to computing
+        _unreachable_cache.add(ctx.backend.uri)
+        logger.warning("This worker cannot read the step cache of %r (%s): cache=True steps run here without "
+                       "looking it up; the outputs they compute are stored by the driver.", ctx.backend, exc)
+        return None
+
+
+_unreachable_cache: set[str] = set()
+
+
 def _cached_output(spec: StepSpec, payload: bytes) -> tuple[Any, str | None]:
     """``(output, "hit")``, or ``(None, None)`` for an entry that cannot be trusted or read (a
     pickle not signed with our key, written by an older version or planted): the step then runs
@@ -144,7 +166,7 @@ def _store_cached(spec: StepSpec, ctx: TrialContext, digest: str, result: Any) -
         logger.warning("Step %r returned a %s that cannot be pickled (%s): not cached", spec.name,
                        type(result).__qualname__, exc)
         return None
-    ctx.backend.save_cached(digest, payload)
+    ctx.save_cached(digest, payload)
     return "miss"
 
 
@@ -154,7 +176,7 @@ def _persist(spec: StepSpec, ctx: TrialContext, result: Any) -> None:
     except Exception as exc:
         raise TypeError(f"@ex.persist step {spec.name!r} returned a {type(result).__qualname__} that cannot "
                         f"be pickled ({exc}); return a picklable value or drop @ex.persist.") from exc
-    ctx.backend.save_persisted(spec.name, ctx.trial_id, payload)
+    ctx.save_persisted(spec.name, payload)
 
 
 def _spec_of(node: Any) -> StepSpec | None:

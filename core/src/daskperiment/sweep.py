@@ -44,9 +44,10 @@ from dask.callbacks import Callback
 from dask.delayed import Delayed
 from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
+from . import relay
 from .backends import Backend
 from .context import TrialContext
-from .dask_compat import as_task_graph, compute_graph, distributed_client
+from .dask_compat import as_task_graph, compute_graph, distributed_client, replace_local_result
 from .history import gc_paused, history_frame
 from .plugins import PluginHost, get_plugin_host
 from .records import SHOWN_FIELDS, TrialOutcome
@@ -188,6 +189,15 @@ class _Layout:
             if pure and key != self.result_key and all(d in self.shareable for d in inner):
                 self.shareable.add(key)
         self.guarded = {key: _guarded(self.tasks[key]) for key in self.keys}  #: wrapped once, bound per trial
+        self._relayed: dict[Any, GraphNode] | None = None
+
+    def nodes(self, relaying: bool) -> dict[Any, GraphNode]:
+        """The guarded tasks, also relayed (:mod:`daskperiment.relay`) for a scheduler using other processes."""
+        if not relaying:
+            return self.guarded
+        if self._relayed is None:
+            self._relayed = relay.wrap_graph(self.guarded)
+        return self._relayed
 
     @staticmethod
     def _step(node: GraphNode) -> StepSpec | None:
@@ -223,17 +233,17 @@ class _Layout:
         return mappings, shared
 
     def bind(self, plans: Sequence[TrialPlan], contexts: Sequence[TrialContext],
-             mappings: Sequence[dict[Any, Any]]) -> dict[Any, GraphNode]:
+             mappings: Sequence[dict[Any, Any]], relaying: bool = False) -> dict[Any, GraphNode]:
         """The sweep's graph: per-trial tasks with their values inlined, shared tasks once (bound to the
-        first trial using them), every task guarded by :func:`isolated`."""
+        first trial using them), every task guarded by :func:`isolated` (and relayed when ``relaying``)."""
+        nodes = self.nodes(relaying)
         graph: dict[Any, GraphNode] = {}
-        guarded = self.guarded
         for plan, context, mapping in zip(plans, contexts, mappings):
             inlined = {key: DataNode(None, value) for key, value in plan.bindings.items()}
             inlined[self.placeholder_key] = DataNode(None, context)
             for old, new in mapping.items():
                 if new not in graph:
-                    graph[new] = rebind(guarded[old], new, inlined, mapping)
+                    graph[new] = rebind(nodes[old], new, inlined, mapping)
         return graph
 
 
@@ -277,14 +287,18 @@ class _Stop(Exception):
 class _Results(Callback):
     """Collects each trial's value as its last task finishes (local schedulers run callbacks here)."""
 
-    def __init__(self, finals: Mapping[Any, int], fail_fast: bool, into: dict[int, tuple[Any, float]]) -> None:
+    def __init__(self, finals: Mapping[Any, int], fail_fast: bool, into: dict[int, tuple[Any, float]],
+                 receiver: relay.Receiver) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # see mypy.ini: untyped_calls_exclude
-        self.finals, self.fail_fast, self.into = finals, fail_fast, into
+        self.finals, self.fail_fast, self.into, self.receiver = finals, fail_fast, into, receiver
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         index = self.finals.get(key)
         if index is None:
             return
+        if isinstance(result, relay.Relayed):  # records written now; the scheduler keeps only the value
+            result = self.receiver.take(result)
+            replace_local_result(state, key, result)
         self.into[index] = (result, time.perf_counter())
         if self.fail_fast and isinstance(result, TaskFailure):
             raise _Stop
@@ -299,10 +313,10 @@ def _show_progress(progress: bool | None) -> bool:
 
 
 def _run_local(graph: dict[Any, GraphNode], finals: list[Any], fail_fast: bool, progress: bool,
-               dask_kwargs: Mapping[str, Any], into: dict[int, tuple[Any, float]]) -> None:
+               dask_kwargs: Mapping[str, Any], into: dict[int, tuple[Any, float]], receiver: relay.Receiver) -> None:
     sink = f"daskperiment-sweep-{uuid.uuid4().hex}"
     graph[sink] = Task(sink, _collect, *(TaskRef(key) for key in finals))
-    callbacks: list[Callback] = [_Results({key: i for i, key in enumerate(finals)}, fail_fast, into)]
+    callbacks: list[Callback] = [_Results({key: i for i, key in enumerate(finals)}, fail_fast, into, receiver)]
     if progress:
         from dask.diagnostics import ProgressBar
 
@@ -328,9 +342,19 @@ def _value(future: Any) -> Any:
         return TaskFailure(failed(exc))
 
 
+def _values(client: Any, futures: list[Any]) -> list[Any]:
+    """The values of finished futures in one round trip; one by one (:func:`_value`) when one errs."""
+    try:
+        return list(client.gather(futures))
+    except Exception:  # noqa: BLE001 - each future's own error fails its trial only
+        return [_value(future) for future in futures]
+
+
 def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any], trial_keys: list[Any],
-                     fail_fast: bool, progress: bool, into: dict[int, tuple[Any, float]]) -> None:
-    """One submission of every trial's graph; results taken as they complete (``as_completed``)."""
+                     fail_fast: bool, progress: bool, into: dict[int, tuple[Any, float]],
+                     receiver: relay.Receiver) -> None:
+    """One submission of every trial's graph; results taken as they complete (``as_completed``), their
+    records written and each released at once (the cluster keeps no finished trial's value)."""
     from distributed import as_completed
 
     collections = [Delayed(final, {key: graph[key] for key in keys}) for final, keys in zip(finals, trial_keys)]
@@ -344,16 +368,18 @@ def _run_distributed(client: Any, graph: dict[Any, GraphNode], finals: list[Any]
         bar.start()
     pending = set(futures)
     try:
-        for future in as_completed(futures):
-            pending.discard(future)
-            value = _value(future)
-            into[index[future.key]] = (value, time.perf_counter())
-            if fail_fast and isinstance(value, TaskFailure):
-                break
+        for batch in as_completed(futures).batches():  # one gather per batch of trials done meanwhile
+            for future, value in zip(batch, _values(client, batch)):
+                pending.discard(future)
+                value = receiver.take(value)
+                future.release()
+                into[index[future.key]] = (value, time.perf_counter())
+                if fail_fast and isinstance(value, TaskFailure):
+                    return
     finally:
         for future in pending:
             if future.status == "finished":
-                into[index[future.key]] = (_value(future), time.perf_counter())
+                into[index[future.key]] = (receiver.take(_value(future)), time.perf_counter())
         client.cancel([future for future in pending if future.status != "finished"])
         if bar is not None:
             bar.join(timeout=5)  # let it draw 100% and close its stream before the caller's cluster closes
@@ -416,7 +442,8 @@ class Sweep:
             contexts = begin(plans, host, export_code=False)
             self.id, self.trial_ids = sweep_id, [context.trial_id for context in contexts]
             exporting = _CodeExport(plans[0].backend, self.trial_ids, plans[0].code_text)
-            graph = self._layout.bind(plans, contexts, mappings)
+            relaying = relay.crosses_processes(dask_kwargs)
+            graph = self._layout.bind(plans, contexts, mappings, relaying)
             trials = [StartedTrial(plan, context.trial_id, context, {}, mapping[self._layout.result_key])
                       for plan, context, mapping in zip(plans, contexts, mappings)]
         self._planner.trial_started(trials[0])  # code and environment are the same for every trial
@@ -452,13 +479,14 @@ class Sweep:
         for trial in trials:
             trial.started = started
         reason = "fail_fast stopped the sweep at the first failed trial"
+        receiver = relay.Receiver(trials[0].plan.backend, {trial.trial_id: trial.context for trial in trials})
         try:
             client = distributed_client(dask_kwargs.get("scheduler"))
             if client is not None:
                 _run_distributed(client, graph, finals, [list(m.values()) for m in mappings], fail_fast, progress,
-                                 results)
+                                 results, receiver)
             else:
-                _run_local(graph, finals, fail_fast, progress, dask_kwargs, results)
+                _run_local(graph, finals, fail_fast, progress, dask_kwargs, results, receiver)
         except BaseException as exc:
             reason = f"the sweep was interrupted by {type(exc).__name__}({exc})"
             raise

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from dask.delayed import Delayed
 from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
+from . import relay
 from .backends import Backend
 from .context import TrialContext, warn_impure
 from .dask_compat import as_task_graph, compute_graph
@@ -275,10 +276,22 @@ def start(plan: TrialPlan, host: PluginHost) -> StartedTrial:
 
 
 def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any]) -> Any:
-    """Seed the driver and compute the trial's graph on any Dask scheduler (see :func:`compute_graph`)."""
+    """Seed the driver and compute the trial's graph on any Dask scheduler (see :func:`compute_graph`).
+
+    On a scheduler that may run steps in other processes, the graph's tasks are relayed:
+    what the steps record comes back with the value (or the error) and is written here.
+    """
     host.seed_random_state(trial.plan.seed)
     trial.started = time.perf_counter()
-    return compute_graph(trial.graph, trial.result_key, dask_kwargs)
+    if not relay.crosses_processes(dask_kwargs):
+        return compute_graph(trial.graph, trial.result_key, dask_kwargs)
+    receiver = relay.Receiver(trial.plan.backend, {trial.trial_id: trial.context})
+    try:
+        value = compute_graph(relay.wrap_graph(trial.graph), trial.result_key, dask_kwargs)
+    except BaseException as exc:
+        receiver.take_error(exc)
+        raise
+    return receiver.take(value)
 
 
 def succeeded(value: Any) -> TrialOutcome:
