@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import daskperiment
+from daskperiment.dask_compat import scheduler_of
 from daskperiment.relay import Outbox, Receiver, Relayed, crosses_processes, relayed
 
 distributed = pytest.importorskip("distributed")
@@ -89,7 +90,7 @@ def test_the_receiver_writes_each_outbox_once_joining_metric_batches():
     ({"scheduler": "processes"}, True),
 ])
 def test_only_schedulers_that_may_leave_the_process_are_relayed(kwargs, relaying):
-    assert crosses_processes(kwargs) is relaying
+    assert crosses_processes(scheduler_of(kwargs)) is relaying
 
 
 # ---- on a cluster whose workers cannot touch the driver's disk --------------------------------------------

@@ -12,14 +12,16 @@ graph is run by the scheduler :func:`dask.compute` would choose, called directly
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask
+from dask.base import get_scheduler, named_schedulers
 from dask.delayed import Delayed
 from dask.task_spec import GraphNode
+from dask.utils import shorten_traceback
 
-__all__ = ["as_task_graph", "compute_graph", "distributed_client", "replace_local_result"]
+__all__ = ["as_task_graph", "compute_graph", "distributed_client", "replace_local_result", "scheduler_of"]
 
 #: ``dask.compute`` keywords that change what is computed, not where: with any of them the graph
 #: goes through ``dask.compute`` itself.
@@ -54,7 +56,23 @@ def distributed_client(scheduler: Any = None) -> Any:
     return client if isinstance(client, Client) else None
 
 
-def compute_graph(graph: dict[Any, GraphNode], key: Any, dask_kwargs: Mapping[str, Any]) -> Any:
+#: Stands for any Delayed when asking which scheduler ``dask.compute`` would use (Delayed's default).
+_ANY_DELAYED = Delayed("daskperiment-scheduler-probe", {})
+
+
+def scheduler_of(dask_kwargs: Mapping[str, Any]) -> Callable[..., Any]:
+    """The scheduler function ``dask.compute`` would run a Delayed on with these keywords
+    (``scheduler=``, ``dask.config``, a default distributed ``Client``, or Delayed's threads).
+
+    About 10 µs (it looks for a default ``Client``): a trial asks once and passes the answer on.
+    """
+    get: Callable[..., Any] = get_scheduler(scheduler=dask_kwargs.get("scheduler"), get=dask_kwargs.get("get"),
+                                            collections=[_ANY_DELAYED])
+    return get
+
+
+def compute_graph(graph: dict[Any, GraphNode], key: Any, dask_kwargs: Mapping[str, Any],
+                  get: Callable[..., Any] | None = None) -> Any:
     """``dask.compute(Delayed(key, graph), **dask_kwargs)[0]``, minus Dask's expression layer where it does nothing.
 
     ``dask.compute`` wraps a collection in expressions, tokenizes and optimizes them,
@@ -62,23 +80,19 @@ def compute_graph(graph: dict[Any, GraphNode], key: Any, dask_kwargs: Mapping[st
     running a two-task trial. A trial's bound graph is already what optimizing a
     Delayed would give (only the result's dependencies; nothing to fuse unless
     ``optimization.fuse.delayed`` is set), so when the scheduler ``dask.compute``
-    would choose (``scheduler=``, ``dask.config``, a default ``Client``, the Delayed
-    default) is one of Dask's local ones (threads, processes, synchronous), it is
-    called with the graph directly, with the same keywords and the same shortened
-    tracebacks. Any other scheduler (a distributed ``Client``, an ``Executor``, a
-    custom callable) and any option of ``dask.compute`` itself go through
-    ``dask.compute``.
+    would choose (``get``, or :func:`scheduler_of` the keywords) is one of Dask's
+    local ones (threads, processes, synchronous), it is called with the graph
+    directly, with the same keywords and the same shortened tracebacks. Any other
+    scheduler (a distributed ``Client``, an ``Executor``, a custom callable) and any
+    option of ``dask.compute`` itself go through ``dask.compute``.
     """
-    from dask.base import get_scheduler, named_schedulers  # dask.compute's own scheduler choice
-    from dask.utils import shorten_traceback
-
-    collection = Delayed(key, graph)
     if not _COMPUTE_OPTIONS.isdisjoint(dask_kwargs) or dask.config.get("optimization.fuse.delayed", False):
-        return dask.compute(collection, **dask_kwargs)[0]
-    kwargs = dict(dask_kwargs)
-    get = get_scheduler(scheduler=kwargs.pop("scheduler", None), collections=[collection])
+        return dask.compute(Delayed(key, graph), **dask_kwargs)[0]
+    if get is None:
+        get = scheduler_of(dask_kwargs)
     if get not in named_schedulers.values():
-        return dask.compute(collection, **dask_kwargs)[0]
+        return dask.compute(Delayed(key, graph), **dask_kwargs)[0]
+    kwargs = {name: value for name, value in dask_kwargs.items() if name != "scheduler"}
     with shorten_traceback():
         return get(graph, key, **kwargs)
 

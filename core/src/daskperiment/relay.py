@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import dask.local
+import dask.threaded
 import numpy as np
 from dask.task_spec import GraphNode, Task
 
@@ -151,19 +153,14 @@ def wrap_graph(graph: Mapping[Any, GraphNode]) -> dict[Any, GraphNode]:
     return {key: wrap(node) for key, node in graph.items()}
 
 
-def crosses_processes(dask_kwargs: Mapping[str, Any]) -> bool:
-    """Whether ``dask.compute(..., **dask_kwargs)`` may run tasks outside this process.
+def crosses_processes(get: Callable[..., Any]) -> bool:
+    """Whether the scheduler function ``get`` (:func:`daskperiment.dask_compat.scheduler_of`) may run
+    tasks outside this process.
 
-    Only the threaded and synchronous schedulers (the default for Delayed, when no
-    distributed ``Client`` is the default) certainly run in this process; anything
+    Only the threaded and synchronous schedulers certainly run in this process; anything
     else — ``"processes"``, a ``Client``, an executor — is relayed.
     """
-    import dask.local
-    import dask.threaded
-    from dask.base import get_scheduler
-
-    get = get_scheduler(scheduler=dask_kwargs.get("scheduler"), get=dask_kwargs.get("get"))
-    return get is not None and get not in (dask.threaded.get, dask.local.get_sync)
+    return get is not dask.threaded.get and get is not dask.local.get_sync
 
 
 class TrialSink(Protocol):

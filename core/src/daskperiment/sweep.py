@@ -47,7 +47,7 @@ from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 from . import relay
 from .backends import Backend
 from .context import TrialContext
-from .dask_compat import as_task_graph, compute_graph, distributed_client, replace_local_result
+from .dask_compat import as_task_graph, compute_graph, distributed_client, replace_local_result, scheduler_of
 from .history import gc_paused, history_frame
 from .plugins import PluginHost, get_plugin_host
 from .records import SHOWN_FIELDS, TrialOutcome
@@ -442,7 +442,7 @@ class Sweep:
             contexts = begin(plans, host, export_code=False)
             self.id, self.trial_ids = sweep_id, [context.trial_id for context in contexts]
             exporting = _CodeExport(plans[0].backend, self.trial_ids, plans[0].code_text)
-            relaying = relay.crosses_processes(dask_kwargs)
+            relaying = relay.crosses_processes(scheduler_of(dask_kwargs))
             graph = self._layout.bind(plans, contexts, mappings, relaying)
             trials = [StartedTrial(plan, context.trial_id, context, {}, mapping[self._layout.result_key])
                       for plan, context, mapping in zip(plans, contexts, mappings)]

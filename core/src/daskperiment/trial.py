@@ -28,7 +28,7 @@ from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 from . import relay
 from .backends import Backend
 from .context import TrialContext, warn_impure
-from .dask_compat import as_task_graph, compute_graph
+from .dask_compat import as_task_graph, compute_graph, scheduler_of
 from .errors import BackendUnavailableError
 from .plugins import PluginHost, get_plugin_host
 from .errors import UntrackedComputeError
@@ -283,11 +283,12 @@ def execute(trial: StartedTrial, host: PluginHost, dask_kwargs: Mapping[str, Any
     """
     host.seed_random_state(trial.plan.seed)
     trial.started = time.perf_counter()
-    if not relay.crosses_processes(dask_kwargs):
-        return compute_graph(trial.graph, trial.result_key, dask_kwargs)
+    get = scheduler_of(dask_kwargs)
+    if not relay.crosses_processes(get):
+        return compute_graph(trial.graph, trial.result_key, dask_kwargs, get)
     receiver = relay.Receiver(trial.plan.backend, {trial.trial_id: trial.context})
     try:
-        value = compute_graph(relay.wrap_graph(trial.graph), trial.result_key, dask_kwargs)
+        value = compute_graph(relay.wrap_graph(trial.graph), trial.result_key, dask_kwargs, get)
     except BaseException as exc:
         receiver.take_error(exc)
         raise
