@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -105,13 +105,19 @@ _engines_lock = threading.Lock()
 
 def engine_for(spec: ConnectionSpec) -> sqlalchemy.Engine:
     """This process's engine for ``spec.url`` (built on first use, shared by every backend)."""
-    key = (os.getpid(), spec.url)
+    return _cached_engine(spec.url, lambda: build_engine(spec))
+
+
+def _cached_engine(name: str, build: Callable[[], sqlalchemy.Engine]) -> sqlalchemy.Engine:
+    """The engine this process keeps under ``name``, built once by ``build`` (engines hold
+    pools and sockets: one per process, never inherited across a fork)."""
+    key = (os.getpid(), name)
     engine = _engines.get(key)
     if engine is None:
         with _engines_lock:
             engine = _engines.get(key)
             if engine is None:
-                engine = _engines[key] = build_engine(spec)
+                engine = _engines[key] = build()
     return engine
 
 
@@ -137,14 +143,7 @@ def read_only_engine(spec: ConnectionSpec) -> sqlalchemy.Engine | None:
     path = sqlite_path(spec)
     if not os.path.isfile(path):
         return None
-    key = (os.getpid(), "read-only:" + spec.url)
-    engine = _engines.get(key)
-    if engine is None:
-        with _engines_lock:
-            engine = _engines.get(key)
-            if engine is None:
-                engine = _engines[key] = _build_sqlite_reader(path)
-    return engine
+    return _cached_engine("read-only:" + spec.url, lambda: _build_sqlite_reader(path))
 
 
 def _build_sqlite_reader(path: str) -> sqlalchemy.Engine:
