@@ -342,7 +342,7 @@ def install_sqlite_transactions(engine: sqlalchemy.Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
@@ -351,6 +351,31 @@ def install_sqlite_transactions(engine: sqlalchemy.Engine) -> None:
     def _begin(conn: Any) -> None:
         write = conn.get_execution_options().get("daskperiment_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the database to WAL unless it is already (it stays WAL: a file switched once by
+    any process needs nothing more).
+
+    The switch needs the database to itself, and SQLite does not wait for it with the busy
+    timeout: two processes opening a rollback-journal database at once (an old database being
+    migrated, say) would see "database is locked" at once. The switch is retried until the
+    busy timeout, and a database another process switched meanwhile is left as it is.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def translate_error(exc: BaseException, display: str, action: str, secret: str | None) -> BaseException | None:
