@@ -40,7 +40,7 @@ import dask
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_redis import _fill_local, metrics, quickstart  # noqa: E402  (the same workloads, shared)
+from bench_redis import _fill_local, history, metrics, quickstart  # noqa: E402  (the same workloads, shared)
 
 POSTGRESQL_URL_ENV = "DASKPERIMENT_TEST_POSTGRESQL_URL"
 FLOORS = {"ms_per_trial": "≤ 2× local", "points_per_s": "≥ 1,000,000", "load_metric_ms": "≤ 300",
@@ -68,20 +68,6 @@ def _fill_sql(backend: Any, n: int) -> None:
                      .values(last_trial_id=n))
 
     backend._transaction(write)
-
-
-def history(backend: Any, n: int, fill: Callable[[Any, int], None]) -> dict[str, float]:
-    import daskperiment
-
-    ex = daskperiment.Experiment("history", backend=backend)
-    fill(ex.backend, n)
-    runs = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        frame = ex.get_history()
-        runs.append(time.perf_counter() - t0)
-    assert len(frame) == n
-    return {"get_history_ms": statistics.median(runs) * 1e3}
 
 
 def interleaved_trials(backends: dict[str, Any], n: int) -> dict[str, dict[str, float]]:
